@@ -1,0 +1,38 @@
+"""`shrike demo`: generate the bundled sample traffic and run Shrike over it."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from engine.cli import run as run_cmd
+from engine.sample import write_sample_pcap
+from engine.store import default_data_dir
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run Shrike on generated sample traffic",
+        description="Write the bundled sample capture into the data directory and run on it.",
+    )
+    p.add_argument("--data-dir", help="embedded store directory")
+    p.set_defaults(func=demo)
+
+
+def demo(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir or str(default_data_dir())
+    pcap = f"{data_dir}/sample/sample.pcap"
+    n = write_sample_pcap(pcap)
+    print(f"sample traffic: {pcap} ({n} packets)")
+    ns = argparse.Namespace(
+        pcap=[pcap],
+        source=None,
+        input=None,
+        bpf_filter=None,
+        dpdk_config=None,
+        count=None,
+        data_dir=data_dir,
+        no_progress=False,
+    )
+    return run_cmd.run(ns)
