@@ -689,29 +689,36 @@ def _timeout_for(cfg, lst):
 
 @numba.njit(cache=True)
 def _stale_reason(I, cfg, slot, ts, syn_only):
-    """Why an existing flow must end before this packet joins it (0: it need not)."""
-    last = I[slot, LAST_TS]
-    lst = I[slot, LRU_LIST]
-    if ts - last > I[slot, TIMEOUT]:
-        return END_IDLE
-    if lst == _LIST_TCP:
+    """Why an existing flow must end before this packet joins it (0: it need not).
+
+    Of the lifetimes that have run out, the one that ran out first is the reason,
+    so the answer does not depend on when the table looks.
+    """
+    reason = 0
+    first_deadline = ts
+    d = I[slot, LAST_TS] + I[slot, TIMEOUT]
+    if d < first_deadline:
+        reason, first_deadline = END_IDLE, d
+    if I[slot, LRU_LIST] == _LIST_TCP:
+        d = I[slot, CLOSE_DEADLINE]
+        if d and d < first_deadline:
+            reason, first_deadline = END_TCP_CLOSED, d
+        os_ = I[slot, O_STATE]
+        if (os_ == TCP_SYN_SENT or os_ == TCP_SYN_ACK_SENT) and I[slot, R_STATE] == TCP_INACTIVE:
+            d = I[slot, FIRST_TS] + cfg[CFG_ATTEMPT_DELAY]
+            if d < first_deadline:
+                reason, first_deadline = END_TCP_ATTEMPT, d
+    at = cfg[CFG_ACTIVE_TIMEOUT]
+    if at > 0:
+        d = I[slot, FIRST_TS] + at
+        if d < first_deadline:
+            reason, first_deadline = END_ACTIVE_TIMEOUT, d
+    if reason == 0 and syn_only and I[slot, LRU_LIST] == _LIST_TCP:
         os_ = I[slot, O_STATE]
         rs = I[slot, R_STATE]
-        done = os_ == TCP_RESET or rs == TCP_RESET or (os_ == TCP_CLOSED and rs == TCP_CLOSED)
-        if I[slot, CLOSE_DEADLINE] and ts > I[slot, CLOSE_DEADLINE]:
-            return END_TCP_CLOSED
-        if done and syn_only:
-            return END_REUSED
-        if (
-            (os_ == TCP_SYN_SENT or os_ == TCP_SYN_ACK_SENT)
-            and rs == TCP_INACTIVE
-            and ts - I[slot, FIRST_TS] > cfg[CFG_ATTEMPT_DELAY]
-        ):
-            return END_TCP_ATTEMPT
-    at = cfg[CFG_ACTIVE_TIMEOUT]
-    if at > 0 and ts - I[slot, FIRST_TS] > at:
-        return END_ACTIVE_TIMEOUT
-    return 0
+        if os_ == TCP_RESET or rs == TCP_RESET or (os_ == TCP_CLOSED and rs == TCP_CLOSED):
+            reason = END_REUSED  # a new SYN on a finished connection starts another
+    return reason
 
 
 @numba.njit(cache=True)
@@ -821,7 +828,9 @@ def flow_kernel(
         tflags = np.int64(rows[i]["tcp_flags"])
         if slot >= 0:
             syn_only = proto == 6 and (tflags & 0x12) == 0x02
-            why = _stale_reason(I, cfg, slot, ts, syn_only)
+            # judged at network time (the latest timestamp seen), as Zeek's timers are, so the
+            # outcome does not depend on where batch boundaries or sweeps fall
+            why = _stale_reason(I, cfg, slot, meta[M_NOW], syn_only)
             if why:
                 _finish(
                     I,
@@ -889,6 +898,7 @@ def flow_kernel(
                 flip = False  # a broadcast or multicast address never originates
             I[slot, :] = 0
             F[slot, :] = 0.0
+            H[slot, :] = 0  # history is read as a NUL-padded string
             I[slot, IN_USE] = 1
             I[slot, UID] = meta[M_NEXT_UID]
             meta[M_NEXT_UID] += 1
