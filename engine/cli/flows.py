@@ -10,6 +10,7 @@ from typing import IO, Any
 
 from dpdk_io.errors import CaptureError
 from engine.cli.progress import packet_progress
+from engine.config import ConfigError, load_config
 from engine.flows import FEATURES
 from engine.pipeline import PacketPathStats, iter_flow_records
 from engine.sources import SOURCE_KINDS, open_source
@@ -52,11 +53,17 @@ def register(sub: Any) -> None:
     p.add_argument("--dpdk-config", help="dpdk.yaml to use (default: config/dpdk.yaml settings)")
     p.add_argument("--count", type=int, help="stop a live capture after this many packets")
     p.add_argument("--stats", action="store_true", help="print packet-path counters to stderr")
+    p.add_argument("--config", help="configuration file (default: config/shrike.yaml)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"shrike flows: {exc}", file=sys.stderr)
+        return 2
     try:
         source = open_source(
             args.source,
@@ -77,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     try:
         with source, packet_progress(enabled=not args.no_progress) as tick:
-            for records in iter_flow_records(source, stats=stats, on_batch=tick):
+            for records in iter_flow_records(source, config.flows, stats=stats, on_batch=tick):
                 for rec in records.to_dicts():
                     if writer is not None:
                         writer.writerow(rec)

@@ -10,6 +10,7 @@ from typing import Any
 
 from dpdk_io.errors import CaptureError
 from engine.cli.progress import packet_progress
+from engine.config import ConfigError, load_config
 from engine.pipeline import PacketPathStats, iter_flow_records
 from engine.sources import SOURCE_KINDS, open_source
 from engine.store import FlowStore, StoreError
@@ -38,6 +39,7 @@ def register(sub: Any) -> None:
         "--data-dir",
         help="embedded store directory (default: $SHRIKE_DATA_DIR or ~/.local/share/shrike)",
     )
+    p.add_argument("--config", help="configuration file (default: config/shrike.yaml)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -49,7 +51,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        store = FlowStore(args.data_dir)
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"shrike run: {exc}", file=sys.stderr)
+        return 2
+    args.flow_config = config.flows
+    try:
+        store = FlowStore(args.data_dir or config.data_dir)
     except StoreError as exc:
         print(f"shrike run: {exc}", file=sys.stderr)
         return 2
@@ -81,7 +89,7 @@ def _run_one(kind: str, target: str, args: argparse.Namespace, store: FlowStore)
         return 2
     try:
         with source, packet_progress(enabled=not args.no_progress) as tick:
-            for records in iter_flow_records(source, stats=stats, on_batch=tick):
+            for records in iter_flow_records(source, args.flow_config, stats=stats, on_batch=tick):
                 store.write_flows(records, source=target)
                 states.update(records.conn_states())
                 protos.update(str(p) for p in records.columns["proto"].tolist())
