@@ -615,22 +615,27 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                                 layer = _L_IP
                                 tunnelled = True
                     continue
-                if dp == UDP_TEREDO or sp == UDP_TEREDO:
-                    q = po
+                # Teredo: on its port, or on any port when the datagram is exactly one
+                # IPv6 packet to or from the Teredo prefix (relays use other ports)
+                q = po
+                on_port = dp == UDP_TEREDO or sp == UDP_TEREDO
+                if on_port:
                     # optional authentication and origin-indication headers
-                    if ip_end - q >= 2 and buf[q] == 0 and buf[q + 1] == 1:
-                        if ip_end - q >= 4:
-                            q += 4 + buf[q + 2] + buf[q + 3] + 8 + 1
+                    if ip_end - q >= 4 and buf[q] == 0 and buf[q + 1] == 1:
+                        q += 4 + buf[q + 2] + buf[q + 3] + 8 + 1
                     if ip_end - q >= 8 and buf[q] == 0 and buf[q + 1] == 0:
                         q += 8
-                    if ip_end - q >= 40 and (buf[q] >> 4) == 6:
-                        # a real IPv6 header: payload length must fit the datagram
-                        if 40 + _be16(buf, q + 4) <= ip_end - q:
-                            rows[r]["flags"] = fl | F_TUNNEL_OUTER
-                            off = q
-                            layer = _L_IP
-                            tunnelled = True
-                    continue
+                if ip_end - q >= 40 and (buf[q] >> 4) == 6 and q + 40 <= end:
+                    v6_len = 40 + _be16(buf, q + 4)
+                    fits = v6_len <= ip_end - q if on_port else v6_len == (po + pl) - q
+                    teredo_addr = (
+                        _be32(buf, q + 8) == 0x20010000 or _be32(buf, q + 24) == 0x20010000
+                    )
+                    if fits and (on_port or teredo_addr):
+                        rows[r]["flags"] = fl | F_TUNNEL_OUTER
+                        off = q
+                        layer = _L_IP
+                        tunnelled = True
                 continue
             if proto == 1 or proto == 58:
                 if cap_end - l4 < 4:

@@ -31,11 +31,18 @@ def _key(rec: dict[str, Any]) -> tuple[str, int, str, int, str]:
     return (rec["src_ip"], rec["src_port"], rec["dst_ip"], rec["dst_port"], rec["proto"])
 
 
+def _distance(flow: dict[str, Any], zeek: dict[str, Any]) -> int:
+    return sum(
+        abs(int(flow[k]) - int(zeek.get(k) or 0))
+        for k in ("orig_pkts", "resp_pkts", "orig_ip_bytes", "resp_ip_bytes")
+    )
+
+
 def compare(trace: str, zeek_conn_log: str | Path, flows: list[dict[str, Any]]) -> ParityResult:
     """Pair Zeek connections with Shrike flows on the 5-tuple and count equal fields.
 
-    Where one 5-tuple holds several connections, they pair in order of their
-    first packet's appearance in each log, falling back to the closest packet count.
+    Where one 5-tuple holds several connections, each Zeek connection pairs with
+    the remaining Shrike flow closest in packets and IP bytes (earliest first on a tie).
     """
     res = ParityResult(trace=trace, shrike_flows=len(flows))
     ours: dict[tuple[str, int, str, int, str], list[dict[str, Any]]] = defaultdict(list)
@@ -47,14 +54,7 @@ def compare(trace: str, zeek_conn_log: str | Path, flows: list[dict[str, Any]]) 
         if not cands:
             res.mismatches.append({"tuple": key, "why": "no Shrike flow on this 5-tuple"})
             continue
-        zp = (z.get("orig_pkts"), z.get("resp_pkts"))
-        best = min(
-            range(len(cands)),
-            key=lambda i: (
-                abs(cands[i]["orig_pkts"] - (zp[0] or 0))
-                + abs(cands[i]["resp_pkts"] - (zp[1] or 0))
-            ),
-        )
+        best = min(range(len(cands)), key=lambda i: _distance(cands[i], z))
         f = cands.pop(best)
         res.matched += 1
         pk = f["orig_pkts"] == z.get("orig_pkts") and f["resp_pkts"] == z.get("resp_pkts")
