@@ -24,7 +24,7 @@ KIND_ARP = 2
 
 # Row flags.
 F_FRAGMENT = 1  # IPv4/IPv6 fragment (first or later)
-F_LATER_FRAGMENT = 2  # non-first fragment: no transport header
+F_LATER_FRAGMENT = 2  # fragment without a usable transport header (a later one, or cut short)
 F_MORE_FRAGMENTS = 4
 F_DONT_FRAGMENT = 8
 F_IP_OPTIONS = 16  # IPv4 options present
@@ -537,6 +537,11 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
             cap_end = end
             if proto == 6:
                 if cap_end - l4 < 20:
+                    if fl & F_FRAGMENT:
+                        # the transport header continues in a later fragment
+                        rows[r]["flags"] = fl | F_LATER_FRAGMENT
+                        n_rows += 1
+                        continue
                     reason = R_TCP_TRUNC
                     break
                 thl = (buf[l4 + 12] >> 4) * 4
@@ -556,6 +561,11 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                 continue
             if proto == 17:
                 if cap_end - l4 < 8:
+                    if fl & F_FRAGMENT:
+                        # the transport header continues in a later fragment
+                        rows[r]["flags"] = fl | F_LATER_FRAGMENT
+                        n_rows += 1
+                        continue
                     reason = R_UDP_TRUNC
                     break
                 sp = _be16(buf, l4)
@@ -639,6 +649,11 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                 continue
             if proto == 1 or proto == 58:
                 if cap_end - l4 < 4:
+                    if fl & F_FRAGMENT:
+                        # the transport header continues in a later fragment
+                        rows[r]["flags"] = fl | F_LATER_FRAGMENT
+                        n_rows += 1
+                        continue
                     reason = R_ICMP_TRUNC
                     break
                 it = buf[l4]
