@@ -153,6 +153,8 @@ def _index_pcapng(
             n += 1
             pos += blen
         elif btype == 3:  # simple packet block: interface 0, no timestamp
+            if blen < 16:
+                return n, pos, ERR_BLOCK
             if n_if == 0:
                 return n, pos, ERR_INTERFACE
             if if_linktype[0] != want_linktype:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from dpdk_io.batch import Source
+from dpdk_io.errors import CaptureError
 from engine.decode import MALFORMED_REASONS, decode
 from engine.flows import FlowRecords, FlowTable, FlowTableConfig
 
@@ -39,26 +40,36 @@ def iter_flow_records(
     stats: PacketPathStats | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[FlowRecords]:
-    """Yield the records of flows as they end, then the rest at end of input."""
+    """Yield the records of flows as they end, then the rest at end of input.
+
+    A `CaptureError` from the source is raised after the flows of every packet
+    read before it have been yielded.
+    """
     table = FlowTable(config or FlowTableConfig())
     st = stats if stats is not None else PacketPathStats()
-    while (batch := source.next_batch()) is not None:
-        if not len(batch):
-            continue
-        decoded = decode(batch)
-        st.packets += len(batch)
-        st.rows += len(decoded.rows)
-        st.non_ip += decoded.other
-        for i, c in enumerate(decoded.malformed):
-            if i and c:
-                name = MALFORMED_REASONS[i]
-                st.malformed[name] = st.malformed.get(name, 0) + int(c)
-        events = table.update(decoded)
-        if on_batch is not None:
-            on_batch(len(batch))
-        if len(events.ended):
-            st.flows += len(events.ended)
-            yield events.ended
+    failure: CaptureError | None = None
+    try:
+        while (batch := source.next_batch()) is not None:
+            if not len(batch):
+                continue
+            decoded = decode(batch)
+            st.packets += len(batch)
+            st.rows += len(decoded.rows)
+            st.non_ip += decoded.other
+            for i, c in enumerate(decoded.malformed):
+                if i and c:
+                    name = MALFORMED_REASONS[i]
+                    st.malformed[name] = st.malformed.get(name, 0) + int(c)
+            events = table.update(decoded)
+            if on_batch is not None:
+                on_batch(len(batch))
+            if len(events.ended):
+                st.flows += len(events.ended)
+                yield events.ended
+    except CaptureError as exc:
+        # a source failing part-way (a damaged file) still gives the flows of every
+        # good packet before the damage; the error follows them
+        failure = exc
     rest = table.flush()
     st.flows += len(rest)
     ts = table.stats()
@@ -66,3 +77,5 @@ def iter_flow_records(
     st.later_fragments = ts.later_fragments
     if len(rest):
         yield rest
+    if failure is not None:
+        raise failure
