@@ -18,6 +18,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "flows",
     "run",
     "demo",
+    "fmt",
 )
 
 
