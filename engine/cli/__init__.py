@@ -16,6 +16,8 @@ from collections.abc import Sequence
 # Modules under engine.cli; add a subcommand by adding its module here.
 SUBCOMMANDS: tuple[str, ...] = (
     "flows",
+    "lint",
+    "attack",
     "run",
     "demo",
     "fmt",

@@ -1,0 +1,1 @@
+"""The lint checks, one module per family: syntax, semantic, attack, performance, style."""
