@@ -210,7 +210,11 @@ class _AstBuilder(Transformer):
 
     def _tok_span(self, tok: Token) -> ast.Span:
         off = self.line_offset
-        return ast.Span(self.file, tok.line + off, tok.column, tok.end_line + off, tok.end_column)  # type: ignore[operator]
+        line = (tok.line or 1) + off
+        column = tok.column or 1
+        end_line = (tok.end_line or tok.line or 1) + off
+        end_column = tok.end_column or column + len(tok.value)
+        return ast.Span(self.file, line, column, end_line, end_column)
 
     def _span_of(self, item: Any) -> ast.Span | None:
         if isinstance(item, Token):
@@ -769,6 +773,7 @@ class _AstBuilder(Transformer):
             "endswith": verb in ("ends_with", "equals"),
         }
         for mod in rest[2] if len(rest) > 2 else ():
+            value: bool | ast.FastPattern
             if isinstance(mod, Token):
                 key, value, span = mod.value, True, self._tok_span(mod)
             elif isinstance(mod, ast.FastPattern):
@@ -1368,8 +1373,9 @@ class RuleParser:
         builder.line_offset = start_line - 1
         builder.comments = []
         builder.errors = []
+        statements: list[ast.Statement]
         try:
-            statements = self._lark.parse(chunk)
+            statements = self._lark.parse(chunk)  # type: ignore[assignment]
         except UnexpectedInput as exc:
             error = self._syntax_error(exc, chunk, path, start_line, lines)
             return [], builder.comments, [error]
@@ -1409,8 +1415,8 @@ class RuleParser:
                         " before the next rule"
                     )
             else:
-                line, column = token.line + off, token.column  # type: ignore[operator]
-                end_line = (token.end_line or token.line) + off  # type: ignore[operator]
+                line, column = (token.line or 1) + off, token.column or 1
+                end_line = (token.end_line or token.line or 1) + off
                 end_column = token.end_column or column + len(token.value)
                 found = f"'{token.value}'"
                 hint = self._token_hint(token, expected)
@@ -1419,14 +1425,11 @@ class RuleParser:
             line, column = exc.line + off, exc.column
             end_line, end_column = line, column + 1
             expected = set(exc.allowed or ())
-            found = (
-                f"character {chunk[exc.pos_in_stream]!r}"
-                if exc.pos_in_stream < len(chunk)
-                else "end"
-            )
-            char = chunk[exc.pos_in_stream] if exc.pos_in_stream < len(chunk) else ""
-            if char in ";:" or chunk[exc.pos_in_stream : exc.pos_in_stream + 2] in ("&&", "||"):
-                hint = self._char_hint(chunk, exc.pos_in_stream)
+            pos = exc.pos_in_stream or 0
+            found = f"character {chunk[pos]!r}" if pos < len(chunk) else "end"
+            char = chunk[pos] if pos < len(chunk) else ""
+            if char in ";:" or chunk[pos : pos + 2] in ("&&", "||"):
+                hint = self._char_hint(chunk, pos)
         first_word = chunk.lstrip().split(None, 1)[0] if chunk.strip() else ""
         if first_word in _SNORT_ACTIONS or _SNORT_OPTION.search(
             lines[line - 1] if 0 < line <= len(lines) else ""
