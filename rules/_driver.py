@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lark import Lark, Token
+from lark import Lark
 from lark.parsers.lalr_analysis import Shift
 
-from rules._lexer import FastContextualLexer
+from rules._lexer import FastContextualLexer, scan_token
 
 #: Returned by `TableDriver.parse` when the text needs Lark's own parser.
 FAILED = object()
@@ -68,9 +68,6 @@ class TableDriver:
         lexer = self._lexer
         scanners = lexer._scanners
         ignore = lexer._ignore
-        new_str = str.__new__
-        count = text.count
-        rfind = text.rfind
         end = len(text)
         state_stack = [self._start]
         value_stack: list[Any] = []
@@ -88,39 +85,9 @@ class TableDriver:
                         return FAILED
                     pos = end
                     continue
-                type_ = m.lastgroup
-                assert type_ is not None
-                start = m.start(type_)
-                stop = m.end()
-                if start != pos:
-                    newlines = count("\n", pos, start)
-                    if newlines:
-                        line += newlines
-                        line_start = rfind("\n", pos, start) + 1
-                value = m.group(type_)
-                column = start - line_start + 1
-                if type_ in scanner.newline_types and "\n" in value:
-                    end_line = line + value.count("\n")
-                    line_start = start + value.rindex("\n") + 1
-                else:
-                    end_line = line
-                words = scanner.retype.get(type_)
-                if words is not None:
-                    type_ = words.get(value, type_)
-                token = new_str(Token, value)
-                token.type = type_
-                token.value = value
-                token.start_pos = start
-                token.line = line
-                token.column = column
-                token.end_line = end_line
-                token.end_column = stop - line_start + 1
-                token.end_pos = stop
-                line = end_line
-                pos = stop
-                callback = scanner.callbacks.get(type_)
-                if callback is not None:
-                    token = callback(token)
+                token, type_, pos, line, line_start = scan_token(
+                    scanner, text, m, pos, line, line_start
+                )
                 if type_ in ignore:
                     continue
                 is_end = False

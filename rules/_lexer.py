@@ -58,6 +58,49 @@ def _literal_words(callback: Any) -> dict[str, str] | None:
     return words
 
 
+def scan_token(
+    scanner: _StateScanner, text: str, m: re.Match[str], pos: int, line: int, line_start: int
+) -> tuple[Token, str, int, int, int]:
+    """The token a scanner match at `pos` stands for, with the position and line after it.
+
+    Returns (token, its type, next position, next line, start of that line). Shared
+    by the lexer and the table driver, so both count lines and type keywords alike.
+    """
+    type_ = m.lastgroup
+    assert type_ is not None
+    start = m.start(type_)
+    stop = m.end()
+    if start != pos:  # skipped whitespace before the token
+        newlines = text.count("\n", pos, start)
+        if newlines:
+            line += newlines
+            line_start = text.rfind("\n", pos, start) + 1
+    value = m.group(type_)
+    column = start - line_start + 1
+    if type_ in scanner.newline_types and "\n" in value:
+        end_line = line + value.count("\n")
+        line_start = start + value.rindex("\n") + 1
+    else:
+        end_line = line
+    words = scanner.retype.get(type_)
+    if words is not None:
+        type_ = words.get(value, type_)
+    # What Token(...) does, without its two Python-level constructor calls.
+    token = str.__new__(Token, value)
+    token.type = type_
+    token.value = value
+    token.start_pos = start
+    token.line = line
+    token.column = column
+    token.end_line = end_line
+    token.end_column = stop - line_start + 1
+    token.end_pos = stop
+    callback = scanner.callbacks.get(type_)
+    if callback is not None:
+        token = callback(token)
+    return token, type_, stop, end_line, line_start
+
+
 class FastContextualLexer(ContextualLexer):
     """Lark's ContextualLexer with a quicker `lex` loop (same tokens, same errors)."""
 
@@ -104,7 +147,6 @@ class FastContextualLexer(ContextualLexer):
         ignore = self._ignore
         count = text.count
         rfind = text.rfind
-        new_str = str.__new__
         token: Token | None = None
         while pos < end:
             state = parser_state.position
@@ -119,40 +161,9 @@ class FastContextualLexer(ContextualLexer):
                         line_start = rfind("\n", pos, end) + 1
                     pos = end
                 break
-            type_ = m.lastgroup
-            assert type_ is not None
-            start = m.start(type_)
-            stop = m.end()
-            if start != pos:
-                newlines = count("\n", pos, start)
-                if newlines:
-                    line += newlines
-                    line_start = rfind("\n", pos, start) + 1
-            value = m.group(type_)
-            column = start - line_start + 1
-            if type_ in scanner.newline_types and "\n" in value:
-                end_line = line + value.count("\n")
-                line_start = start + value.rindex("\n") + 1
-            else:
-                end_line = line
-            words = scanner.retype.get(type_)
-            if words is not None:
-                type_ = words.get(value, type_)
-            # What Token(...) does, without its two Python-level constructor calls.
-            token = new_str(Token, value)
-            token.type = type_
-            token.value = value
-            token.start_pos = start
-            token.line = line
-            token.column = column
-            token.end_line = end_line
-            token.end_column = stop - line_start + 1
-            token.end_pos = stop
-            line = end_line
-            pos = stop
-            callback = scanner.callbacks.get(type_)
-            if callback is not None:
-                token = callback(token)
+            token, type_, pos, line, line_start = scan_token(
+                scanner, text, m, pos, line, line_start
+            )
             if type_ in ignore:
                 continue
             yield token
