@@ -1007,62 +1007,47 @@ def flow_kernel(
         fl2 = ip_len * 1.0
         F[slot, F_LEN_SUMSQ] += fl2 * fl2
         hdr = ip_len - pl
+        # the same accounting for each direction, on that direction's columns
         if is_orig:
-            if I[slot, ORIG_PKTS] == 0:
-                I[slot, FWD_LEN_MIN] = ip_len
-                I[slot, FWD_INIT_WIN] = rows[i]["tcp_win"] if proto == 6 else -1
-            else:
-                g = ts - I[slot, FWD_LAST_TS]
-                _stat(
-                    I,
-                    F,
-                    slot,
-                    FWD_IAT_N,
-                    FWD_IAT_SUM,
-                    FWD_IAT_MIN,
-                    FWD_IAT_MAX,
-                    F_FWD_IAT_SUMSQ,
-                    g if g > 0 else 0,
-                )
-            I[slot, FWD_LAST_TS] = ts
-            I[slot, ORIG_PKTS] += 1
-            I[slot, ORIG_IP_BYTES] += ip_len
-            I[slot, ORIG_BYTES] += pl
-            if ip_len < I[slot, FWD_LEN_MIN]:
-                I[slot, FWD_LEN_MIN] = ip_len
-            if ip_len > I[slot, FWD_LEN_MAX]:
-                I[slot, FWD_LEN_MAX] = ip_len
-            F[slot, F_FWD_LEN_SUMSQ] += fl2 * fl2
-            I[slot, FWD_HDR_BYTES] += hdr
-            if pl > 0:
-                I[slot, FWD_DATA_PKTS] += 1
+            D_PKTS, D_IP_BYTES, D_BYTES, D_HDR = ORIG_PKTS, ORIG_IP_BYTES, ORIG_BYTES, FWD_HDR_BYTES
+            D_LEN_MIN, D_LEN_MAX, D_LEN_SQ = FWD_LEN_MIN, FWD_LEN_MAX, F_FWD_LEN_SUMSQ
+            D_INIT_WIN, D_LAST_TS = FWD_INIT_WIN, FWD_LAST_TS
+            D_IAT_N, D_IAT_SUM, D_IAT_MIN, D_IAT_MAX = (
+                FWD_IAT_N,
+                FWD_IAT_SUM,
+                FWD_IAT_MIN,
+                FWD_IAT_MAX,
+            )
+            D_IAT_SQ = F_FWD_IAT_SUMSQ
         else:
-            if I[slot, RESP_PKTS] == 0:
-                I[slot, BWD_LEN_MIN] = ip_len
-                I[slot, BWD_INIT_WIN] = rows[i]["tcp_win"] if proto == 6 else -1
-            else:
-                g = ts - I[slot, BWD_LAST_TS]
-                _stat(
-                    I,
-                    F,
-                    slot,
-                    BWD_IAT_N,
-                    BWD_IAT_SUM,
-                    BWD_IAT_MIN,
-                    BWD_IAT_MAX,
-                    F_BWD_IAT_SUMSQ,
-                    g if g > 0 else 0,
-                )
-            I[slot, BWD_LAST_TS] = ts
-            I[slot, RESP_PKTS] += 1
-            I[slot, RESP_IP_BYTES] += ip_len
-            I[slot, RESP_BYTES] += pl
-            if ip_len < I[slot, BWD_LEN_MIN]:
-                I[slot, BWD_LEN_MIN] = ip_len
-            if ip_len > I[slot, BWD_LEN_MAX]:
-                I[slot, BWD_LEN_MAX] = ip_len
-            F[slot, F_BWD_LEN_SUMSQ] += fl2 * fl2
-            I[slot, BWD_HDR_BYTES] += hdr
+            D_PKTS, D_IP_BYTES, D_BYTES, D_HDR = RESP_PKTS, RESP_IP_BYTES, RESP_BYTES, BWD_HDR_BYTES
+            D_LEN_MIN, D_LEN_MAX, D_LEN_SQ = BWD_LEN_MIN, BWD_LEN_MAX, F_BWD_LEN_SUMSQ
+            D_INIT_WIN, D_LAST_TS = BWD_INIT_WIN, BWD_LAST_TS
+            D_IAT_N, D_IAT_SUM, D_IAT_MIN, D_IAT_MAX = (
+                BWD_IAT_N,
+                BWD_IAT_SUM,
+                BWD_IAT_MIN,
+                BWD_IAT_MAX,
+            )
+            D_IAT_SQ = F_BWD_IAT_SUMSQ
+        if I[slot, D_PKTS] == 0:
+            I[slot, D_LEN_MIN] = ip_len
+            I[slot, D_INIT_WIN] = rows[i]["tcp_win"] if proto == 6 else -1
+        else:
+            g = ts - I[slot, D_LAST_TS]
+            _stat(I, F, slot, D_IAT_N, D_IAT_SUM, D_IAT_MIN, D_IAT_MAX, D_IAT_SQ, g if g > 0 else 0)
+        I[slot, D_LAST_TS] = ts
+        I[slot, D_PKTS] += 1
+        I[slot, D_IP_BYTES] += ip_len
+        I[slot, D_BYTES] += pl
+        if ip_len < I[slot, D_LEN_MIN]:
+            I[slot, D_LEN_MIN] = ip_len
+        if ip_len > I[slot, D_LEN_MAX]:
+            I[slot, D_LEN_MAX] = ip_len
+        F[slot, D_LEN_SQ] += fl2 * fl2
+        I[slot, D_HDR] += hdr
+        if is_orig and pl > 0:
+            I[slot, FWD_DATA_PKTS] += 1
         if proto == 6:
             if tflags & 1:
                 I[slot, FIN] += 1
