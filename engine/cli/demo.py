@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine.cli import run as run_cmd
 from engine.sample import write_sample_pcap
 from engine.store import default_data_dir
 
@@ -25,14 +24,7 @@ def demo(args: argparse.Namespace) -> int:
     pcap = f"{data_dir}/sample/sample.pcap"
     n = write_sample_pcap(pcap)
     print(f"sample traffic: {pcap} ({n} packets)")
-    ns = argparse.Namespace(
-        pcap=[pcap],
-        source=None,
-        input=None,
-        bpf_filter=None,
-        dpdk_config=None,
-        count=None,
-        data_dir=data_dir,
-        no_progress=False,
-    )
-    return run_cmd.run(ns)
+    # through the real parser, so the demo runs exactly what `shrike run` would
+    from engine.cli import main
+
+    return main(["run", "--pcap", pcap, "--data-dir", data_dir])
