@@ -9,7 +9,7 @@ import sys
 from typing import IO, Any
 
 from dpdk_io.errors import CaptureError
-from engine.cli.progress import packet_progress
+from engine.cli.progress import note_first_compile, packet_progress
 from engine.config import ConfigError, load_config
 from engine.flows import FEATURES
 from engine.pipeline import PacketPathStats, iter_flow_records
@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     except (CaptureError, OSError, ValueError) as exc:
         print(f"shrike flows: {exc}", file=sys.stderr)
         return 2
+    note_first_compile()
     out: IO[str] = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
     stats = PacketPathStats()
     writer = None

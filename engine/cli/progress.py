@@ -19,3 +19,18 @@ def packet_progress(*, enabled: bool = True) -> Iterator[Callable[[int], None]]:
         yield bar.update
     finally:
         bar.close()
+
+
+def note_first_compile() -> None:
+    """Say so when the packet-path kernels have no compiled cache yet (the first run)."""
+    from pathlib import Path
+
+    from engine import flowkernel
+
+    cache = Path(flowkernel.__file__).parent / "__pycache__"
+    if not any(cache.glob("flowkernel.flow_kernel-*.nbi")):
+        print(
+            "shrike: first run: compiling the packet-path kernels "
+            "(about half a minute, once; later runs load them from the cache)",
+            file=sys.stderr,
+        )

@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 from dpdk_io.errors import CaptureError
-from engine.cli.progress import packet_progress
+from engine.cli.progress import note_first_compile, packet_progress
 from engine.config import ConfigError, load_config
 from engine.pipeline import PacketPathStats, iter_flow_records
 from engine.sources import SOURCE_KINDS, open_source
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"shrike run: {exc}", file=sys.stderr)
         return 2
+    note_first_compile()
     targets = [("pcap", f) for f in args.pcap] if args.pcap else [(args.source, args.input)]
     status = 0
     with store:
