@@ -19,7 +19,7 @@ from typing import Literal
 import numba
 import numpy as np
 
-from dpdk_io.batch import LinkType, PacketBatch, SourceStats
+from dpdk_io.batch import PacketBatch, SourceStats
 from dpdk_io.errors import CaptureError, CaptureFormatError
 
 PCAP_MAGIC_US = 0xA1B2C3D4
@@ -29,8 +29,6 @@ PCAPNG_BOM = 0x1A2B3C4D
 
 # The largest record a sane capture holds: libpcap's MAXIMUM_SNAPLEN.
 MAX_RECORD = 262_144
-
-LINKTYPES_SUPPORTED = frozenset(int(t) for t in LinkType)
 
 # Kernel status codes; anything above OK_* is damage at the returned position.
 OK_MORE = 0

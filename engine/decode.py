@@ -80,7 +80,6 @@ MALFORMED_REASONS = (
     "truncated_tcp_header",
     "bad_tcp_header_length",
     "truncated_udp_header",
-    "bad_udp_length",
     "truncated_icmp_header",
     "bad_ipv6_extension_header",
     "too_many_encapsulations",
@@ -97,16 +96,12 @@ R_IP_TLEN = 6
 R_TCP_TRUNC = 7
 R_TCP_HLEN = 8
 R_UDP_TRUNC = 9
-R_UDP_LEN = 10
-R_ICMP_TRUNC = 11
-R_IP6_EXT = 12
-R_DEPTH = 13
-R_ARP = 14
-R_TUNNEL = 15
+R_ICMP_TRUNC = 10
+R_IP6_EXT = 11
+R_DEPTH = 12
+R_ARP = 13
+R_TUNNEL = 14
 N_REASONS = len(MALFORMED_REASONS)
-
-# Packets that are neither IP nor ARP (STP, LLDP, IPX...): counted, not malformed.
-N_OTHER = 0
 
 MAX_DEPTH = 8
 ROWS_PER_PACKET = 3

@@ -289,9 +289,7 @@ class FlowRecords:
         """Build records from exported state rows; copies what it keeps (the inputs may be reused)."""
         raw = EI[:, _KEEP_INDEX]  # one gather copies every kept counter
         c: dict[str, np.ndarray] = {name: raw[:, k] for k, name in enumerate(_KEEP)}
-
-        def col(name: str) -> np.ndarray:
-            return c[name]
+        col = c.__getitem__
 
         def fcol(name: str) -> np.ndarray:
             return EF[:, K.F_COLUMNS.index(name)]
@@ -330,20 +328,14 @@ class FlowRecords:
         c["fwd_bytes_per_s"] = _safe_div(fb.astype(np.float64), dur)
         c["bwd_bytes_per_s"] = _safe_div(bb.astype(np.float64), dur)
         c["down_up_ratio"] = _safe_div(bp.astype(np.float64), fp)
-        for prefix, src in (
-            ("iat", "iat"),
-            ("fwd_iat", "fwd_iat"),
-            ("bwd_iat", "bwd_iat"),
-            ("active", "active"),
-            ("idle", "idle"),
-        ):
-            cnt = col(f"{src}_n")
-            total = col(f"{src}_sum")
+        for prefix in ("iat", "fwd_iat", "bwd_iat", "active", "idle"):
+            cnt = col(f"{prefix}_n")
+            total = col(f"{prefix}_sum")
             c[f"{prefix}_total"] = total / NS
             c[f"{prefix}_mean"] = _safe_div(total / NS, cnt)
-            c[f"{prefix}_std"] = _std(fcol(f"{src}_sumsq"), total, cnt, NS)
-            c[f"{prefix}_min"] = col(f"{src}_min") / NS
-            c[f"{prefix}_max"] = col(f"{src}_max") / NS
+            c[f"{prefix}_std"] = _std(fcol(f"{prefix}_sumsq"), total, cnt, NS)
+            c[f"{prefix}_min"] = col(f"{prefix}_min") / NS
+            c[f"{prefix}_max"] = col(f"{prefix}_max") / NS
         return cls(columns=c, history=history)
 
     def conn_states(self) -> list[str]:
