@@ -84,6 +84,21 @@ class Check:
         """None when the check can run; otherwise why it is skipped (a missing dependency)."""
         return None
 
+    def at(self, node: Any, linted: LintedRule, message: str) -> Diagnostic:
+        """A diagnostic about `node` of `linted` (or the rule itself when the node has no span)."""
+        from rules.lint.walk import position
+
+        line, column, end_line, end_column = position(node, linted)
+        return self.diagnostic(
+            linted.path,
+            line,
+            column,
+            message,
+            rule_id=str(linted.rule.id),
+            end_line=end_line,
+            end_column=end_column,
+        )
+
     def diagnostic(
         self,
         path: str,

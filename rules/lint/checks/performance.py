@@ -9,7 +9,6 @@ from typing import Any
 from rules import ast
 from rules.lint.check import Check, LintContext, LintedRule
 from rules.lint.diagnostics import Diagnostic, Family, Severity
-from rules.lint.walk import position
 
 SHORT_PATTERN_BYTES = 4
 # PCRE option letters Hyperscan understands; the rest are Snort/Suricata buffer and
@@ -66,15 +65,10 @@ class NoFastPatternCheck(Check):
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
         rule = linted.rule
         if linted.sequences and _longest_required_literal(rule.condition) == 0:
-            line, column, end_line, end_column = position(rule.condition, linted)
-            yield self.diagnostic(
-                linted.path,
-                line,
-                column,
+            yield self.at(
+                rule.condition,
+                linted,
                 "no literal content is required for a match, so no fast pattern can be chosen",
-                rule_id=str(rule.id),
-                end_line=end_line,
-                end_column=end_column,
             )
 
 
@@ -99,16 +93,11 @@ class ShortFastPatternCheck(Check):
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
         longest = _longest_required_literal(linted.rule.condition)
         if 0 < longest < SHORT_PATTERN_BYTES:
-            line, column, end_line, end_column = position(linted.rule.condition, linted)
-            yield self.diagnostic(
-                linted.path,
-                line,
-                column,
+            yield self.at(
+                linted.rule.condition,
+                linted,
                 f"longest required literal is {longest} byte(s); prefer one of at least "
                 f"{SHORT_PATTERN_BYTES}",
-                rule_id=str(linted.rule.id),
-                end_line=end_line,
-                end_column=end_column,
             )
 
 
@@ -177,15 +166,10 @@ class HyperscanIncompatibleRegexCheck(Check):
             pattern = f"(?x){regex.pattern}\n" if "x" in regex.flags else regex.pattern
             error = self._compile_error(hyperscan, pattern, flags)
             if error is not None:
-                line, column, end_line, end_column = position(regex, linted)
-                yield self.diagnostic(
-                    linted.path,
-                    line,
-                    column,
+                yield self.at(
+                    regex,
+                    linted,
                     f"Hyperscan cannot compile /{regex.pattern}/: {error}",
-                    rule_id=str(linted.rule.id),
-                    end_line=end_line,
-                    end_column=end_column,
                 )
 
 
@@ -210,15 +194,10 @@ class BacktrackingRegexCheck(Check):
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
         for regex in _regexes(linted):
             if _NESTED_QUANTIFIER.search(regex.pattern):
-                line, column, end_line, end_column = position(regex, linted)
-                yield self.diagnostic(
-                    linted.path,
-                    line,
-                    column,
+                yield self.at(
+                    regex,
+                    linted,
                     f"/{regex.pattern}/ nests unbounded quantifiers and can backtrack exponentially",
-                    rule_id=str(linted.rule.id),
-                    end_line=end_line,
-                    end_column=end_column,
                 )
 
 
@@ -254,13 +233,8 @@ class MatchesAllTrafficCheck(Check):
             and isinstance(header.source_ports, ast.AnyPort)
             and isinstance(header.destination_ports, ast.AnyPort)
         ):
-            line, column, end_line, end_column = position(header, linted)
-            yield self.diagnostic(
-                linted.path,
-                line,
-                column,
+            yield self.at(
+                header,
+                linted,
                 f"rule matches every {header.protocol} packet: add endpoints or conditions",
-                rule_id=str(rule.id),
-                end_line=end_line,
-                end_column=end_column,
             )

@@ -15,10 +15,6 @@ _TEST_ACTIONS = frozenset({"isset", "isnotset"})
 PORTLESS_PROTOCOLS = frozenset({"ip", "icmp", "icmp6", "icmpv6"})
 
 
-def _rule_id(linted: LintedRule) -> str:
-    return str(linted.rule.id)
-
-
 class DuplicateRuleIdCheck(Check):
     code = "SEM001"
     name = "duplicate-rule-id"
@@ -54,7 +50,7 @@ class DuplicateRuleIdCheck(Check):
                 column,
                 f"rule id {linted.rule.id} is already used by {earlier.rule.title!r} "
                 f"at {earlier.path}:{where}",
-                rule_id=_rule_id(linted),
+                rule_id=str(linted.rule.id),
             )
 
 
@@ -79,15 +75,10 @@ class UndefinedVariableCheck(Check):
             if use.name in context.defined_variables or use.name in reported:
                 continue
             reported.add(use.name)
-            line, column, end_line, end_column = position(use, linted)
-            yield self.diagnostic(
-                linted.path,
-                line,
-                column,
+            yield self.at(
+                use,
+                linted,
                 f"variable ${use.name} is not defined",
-                rule_id=_rule_id(linted),
-                end_line=end_line,
-                end_column=end_column,
             )
 
 
@@ -186,16 +177,11 @@ class ContradictoryConditionsCheck(Check):
                 integral = all(isinstance(c.value, (int, ast.Range)) for c in involved)
                 if _is_empty(combined, integral=integral):
                     reported.add(name)
-                    line, column, end_line, end_column = position(operand, linted)
-                    yield self.diagnostic(
-                        linted.path,
-                        line,
-                        column,
+                    yield self.at(
+                        operand,
+                        linted,
                         f"conditions on {name} can never hold together: "
                         + " and ".join(_describe(c) for c in involved),
-                        rule_id=_rule_id(linted),
-                        end_line=end_line,
-                        end_column=end_column,
                     )
 
 
@@ -251,16 +237,11 @@ class RelativeWithoutAnchorCheck(Check):
             anchored = False
             for item in sequence.items:
                 if _is_relative(item) and not anchored:
-                    line, column, end_line, end_column = position(item, linted)
-                    yield self.diagnostic(
-                        linted.path,
-                        line,
-                        column,
+                    yield self.at(
+                        item,
+                        linted,
                         f"relative {type(item).__name__.lower()} in {sequence.buffer.name} has no "
                         "earlier match to be relative to",
-                        rule_id=_rule_id(linted),
-                        end_line=end_line,
-                        end_column=end_column,
                     )
                 anchored = anchored or _sets_cursor(item)
 
@@ -286,15 +267,10 @@ class WindowWithoutKeyCheck(Check):
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
         window = linted.rule.window
         if window is not None and not window.group_by:
-            line, column, end_line, end_column = position(window, linted)
-            yield self.diagnostic(
-                linted.path,
-                line,
-                column,
+            yield self.at(
+                window,
+                linted,
                 "window has no `by` key; add one such as `by src.ip`",
-                rule_id=_rule_id(linted),
-                end_line=end_line,
-                end_column=end_column,
             )
 
 
@@ -338,15 +314,10 @@ class FlowbitNeverSetCheck(Check):
                 if test.operator == "|" and len(unset) < len(test.names):
                     continue
                 for name in unset:
-                    line, column, end_line, end_column = position(test, linted)
-                    yield self.diagnostic(
-                        linted.path,
-                        line,
-                        column,
+                    yield self.at(
+                        test,
+                        linted,
                         f"{test.kind} {name!r} is tested but no rule sets it",
-                        rule_id=_rule_id(linted),
-                        end_line=end_line,
-                        end_column=end_column,
                     )
 
 
@@ -383,15 +354,10 @@ class FlowbitNeverCheckedCheck(Check):
                     continue
                 for name in action.names:
                     if _bit_key(action, name) not in tested:
-                        line, column, end_line, end_column = position(action, linted)
-                        yield self.diagnostic(
-                            linted.path,
-                            line,
-                            column,
+                        yield self.at(
+                            action,
+                            linted,
                             f"{action.kind} {name!r} is set but no rule tests it",
-                            rule_id=_rule_id(linted),
-                            end_line=end_line,
-                            end_column=end_column,
                         )
 
 
@@ -420,16 +386,11 @@ class ContentLongerThanBoundCheck(Check):
                 for bound_name in ("depth", "within"):
                     bound = getattr(item, bound_name)
                     if isinstance(bound, int) and bound < len(item.pattern):
-                        line, column, end_line, end_column = position(item, linted)
-                        yield self.diagnostic(
-                            linted.path,
-                            line,
-                            column,
+                        yield self.at(
+                            item,
+                            linted,
                             f"{bound_name} {bound} is shorter than the {len(item.pattern)}-byte "
                             "pattern, so it can never match",
-                            rule_id=_rule_id(linted),
-                            end_line=end_line,
-                            end_column=end_column,
                         )
 
 
@@ -454,15 +415,10 @@ class PortsOnPortlessProtocolCheck(Check):
             return
         for port in (header.source_ports, header.destination_ports):
             if _has_ports(port):
-                line, column, end_line, end_column = position(port, linted)
-                yield self.diagnostic(
-                    linted.path,
-                    line,
-                    column,
+                yield self.at(
+                    port,
+                    linted,
                     f"{header.protocol} packets have no ports; this port condition never holds",
-                    rule_id=_rule_id(linted),
-                    end_line=end_line,
-                    end_column=end_column,
                 )
 
 
@@ -492,15 +448,10 @@ class ConflictingFlowOptionsCheck(Check):
         for pair in _CONFLICTING_FLOW:
             if pair <= options:
                 first, second = sorted(pair)
-                line, column, end_line, end_column = position(linted.rule.header, linted)
-                yield self.diagnostic(
-                    linted.path,
-                    line,
-                    column,
+                yield self.at(
+                    linted.rule.header,
+                    linted,
                     f"flow options {first} and {second} exclude each other",
-                    rule_id=_rule_id(linted),
-                    end_line=end_line,
-                    end_column=end_column,
                 )
 
 

@@ -170,15 +170,10 @@ class UselessNocaseCheck(Check):
         for sequence in linted.sequences:
             for item in sequence.items:
                 if isinstance(item, ast.Content) and item.nocase and not _has_letters(item.pattern):
-                    line, column, end_line, end_column = position(item, linted)
-                    yield self.diagnostic(
-                        linted.path,
-                        line,
-                        column,
+                    yield self.at(
+                        item,
+                        linted,
                         "nocase has no effect: the pattern contains no letters",
-                        rule_id=str(linted.rule.id),
-                        end_line=end_line,
-                        end_column=end_column,
                     )
 
 
