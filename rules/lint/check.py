@@ -84,6 +84,10 @@ class Check:
         """None when the check can run; otherwise why it is skipped (a missing dependency)."""
         return None
 
+    def note(self, context: LintContext) -> str | None:
+        """A remark for the report about how a runnable check runs (a slower fallback), or None."""
+        return None
+
     def at(self, node: Any, linted: LintedRule, message: str) -> Diagnostic:
         """A diagnostic about `node` of `linted` (or the rule itself when the node has no span)."""
         from rules.lint.walk import position

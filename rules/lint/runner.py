@@ -168,6 +168,9 @@ class Linter:
             reason = check.available(context)
             if reason is None:
                 runnable.append(check)
+                remark = check.note(context)
+                if remark is not None:
+                    notes.append(remark)
             else:
                 notes.append(reason)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rules import ast
 from rules.lint.check import Check, LintContext, LintedRule
 from rules.lint.diagnostics import Diagnostic, Family, Severity
+from rules.lint.libhs import LibhsUnavailable, analyser, hyperscan_error
 
 SHORT_PATTERN_BYTES = 4
 # PCRE option letters Hyperscan understands; the rest are Snort/Suricata buffer and
@@ -127,29 +128,19 @@ class HyperscanIncompatibleRegexCheck(Check):
         '  where pkt_data { contains "<" matches /<(\\w+)>.*<\\/\\w+>/ }\n}\n'
     )
 
-    def __init__(self) -> None:
-        # Rulesets repeat regexes; one compile per distinct (pattern, flags) per run.
-        self._verdicts: dict[tuple[str, int], str | None] = {}
-
     def available(self, context: LintContext) -> str | None:
         if context.hyperscan is None:
             return f"{self.code} {self.name} skipped: the hyperscan package is not installed"
         return None
 
-    def _compile_error(self, hyperscan: Any, pattern: str, flags: int) -> str | None:
-        key = (pattern, flags)
-        if key not in self._verdicts:
-            try:
-                hyperscan.Database().compile(
-                    expressions=[pattern.encode("utf-8", "surrogateescape")],
-                    ids=[0],
-                    elements=1,
-                    flags=[flags],
-                )
-                self._verdicts[key] = None
-            except hyperscan.error as error:
-                self._verdicts[key] = str(error) or type(error).__name__
-        return self._verdicts[key]
+    def note(self, context: LintContext) -> str | None:
+        found = analyser()
+        if context.hyperscan is not None and isinstance(found, LibhsUnavailable):
+            return (
+                f"{self.code} {self.name} compiles every regex, which is slow: "
+                f"hs_expression_info is unavailable ({found})"
+            )
+        return None
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
         hyperscan = context.hyperscan
@@ -164,13 +155,26 @@ class HyperscanIncompatibleRegexCheck(Check):
             # Hyperscan has no flag for PCRE's extended mode, only the inline option, and
             # unlike PCRE it wants a trailing `# comment` ended by a newline.
             pattern = f"(?x){regex.pattern}\n" if "x" in regex.flags else regex.pattern
-            error = self._compile_error(hyperscan, pattern, flags)
+            error = hyperscan_error(
+                pattern.encode("utf-8", "surrogateescape"), flags, _compiler(hyperscan)
+            )
             if error is not None:
                 yield self.at(
                     regex,
                     linted,
                     f"Hyperscan cannot compile /{regex.pattern}/: {error}",
                 )
+
+
+def _compiler(hyperscan: Any) -> Callable[[bytes, int], str | None]:
+    def compile_error(pattern: bytes, flags: int) -> str | None:
+        try:
+            hyperscan.Database().compile(expressions=[pattern], ids=[0], elements=1, flags=[flags])
+        except hyperscan.error as error:
+            return str(error) or type(error).__name__
+        return None
+
+    return compile_error
 
 
 class BacktrackingRegexCheck(Check):
