@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from engine.flows import FlowTableConfig
+from engine.sinks.config import OutputConfig, parse_output
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "shrike.yaml"
 
@@ -27,6 +28,7 @@ class ConfigError(ValueError):
 class ShrikeConfig:
     data_dir: str | None = None
     flows: FlowTableConfig = field(default_factory=FlowTableConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
 
 
 def _section(path: str, prefix: str, raw: Any, cls: type) -> Any:
@@ -82,7 +84,7 @@ def load_config(path: str | Path | None = None) -> ShrikeConfig:
         return ShrikeConfig()
     if not isinstance(raw, dict):
         raise ConfigError(str(p), "", "the top level must be a mapping of settings")
-    known = {"data_dir", "flows"}
+    known = {"data_dir", "flows", "output"}
     for key in raw:
         if key not in known:
             close = difflib.get_close_matches(str(key), sorted(known), n=1)
@@ -92,5 +94,7 @@ def load_config(path: str | Path | None = None) -> ShrikeConfig:
     if data_dir is not None and not isinstance(data_dir, str):
         raise ConfigError(str(p), "data_dir", "must be a directory path")
     return ShrikeConfig(
-        data_dir=data_dir, flows=_section(str(p), "flows", raw.get("flows"), FlowTableConfig)
+        data_dir=data_dir,
+        flows=_section(str(p), "flows", raw.get("flows"), FlowTableConfig),
+        output=parse_output(str(p), raw.get("output")),
     )

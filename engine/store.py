@@ -1,7 +1,8 @@
 """The embedded store: flow records in a local SQLite database (WAL, batched transactions).
 
 Used when no Elasticsearch is configured, so `shrike run` works on a machine with
-nothing else installed. The database lives in the data directory: `--data-dir`,
+nothing else installed. Verdicts live in the same file, in tables that
+`engine.sinks.store.VerdictStore` owns. The database lives in the data directory: `--data-dir`,
 else `$SHRIKE_DATA_DIR`, else `$XDG_DATA_HOME/shrike` (`~/.local/share/shrike`).
 """
 
@@ -42,6 +43,11 @@ class StoreError(Exception):
     """The embedded store cannot be opened or written; the message names the database file."""
 
 
+def database_path(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The store's database file; flows and verdicts share it."""
+    return (Path(data_dir) if data_dir is not None else default_data_dir()) / "shrike.db"
+
+
 def default_data_dir() -> Path:
     env = os.environ.get("SHRIKE_DATA_DIR")
     if env:
@@ -55,7 +61,7 @@ class FlowStore:
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-        self.path = self.data_dir / "shrike.db"
+        self.path = database_path(self.data_dir)
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path)

@@ -21,6 +21,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "run",
     "demo",
     "fmt",
+    "alerts",
+    "elastic",
 )
 
 
