@@ -23,6 +23,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "fmt",
     "alerts",
     "elastic",
+    "snort",
 )
 
 

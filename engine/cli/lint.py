@@ -7,11 +7,18 @@ import logging
 import sys
 from pathlib import Path
 
+from integrations.snort.load import SNORT_SUFFIXES, is_snort_rules, parse_snort_source
 from rules.lint.config import LintConfig, LintConfigError, discover_config, load_config_file
 from rules.lint.diagnostics import Severity
 from rules.lint.formatters import FORMATTERS, summary_line
 from rules.lint.registry import default_registry
-from rules.lint.runner import Linter, LintInputError, collect_rule_files, read_source
+from rules.lint.runner import (
+    RULE_FILE_SUFFIXES,
+    Linter,
+    LintInputError,
+    collect_rule_files,
+    read_source,
+)
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -27,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "lint",
         help="check rule files for errors, ATT&CK mistakes and slow rules",
         description=(
-            "Check .shrike rule files. Exit 0 when clean, 1 when a finding is at or above "
+            "Check .shrike rule files (and Snort/Suricata .rules files, read through the "
+            "importer). Exit 0 when clean, 1 when a finding is at or above "
             "--fail-on, 2 when the linter itself failed."
         ),
     )
@@ -84,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = _load_config(args)
         linter = Linter(config)
-        sources = [read_source(path) for path in collect_rule_files(args.paths)]
+        sources = [
+            read_source(path, parse_snort_source if is_snort_rules(path) else None)
+            for path in collect_rule_files(args.paths, RULE_FILE_SUFFIXES + SNORT_SUFFIXES)
+        ]
         report = linter.lint(sources)
     except (LintConfigError, LintInputError) as error:
         print(f"shrike lint: {error}", file=sys.stderr)

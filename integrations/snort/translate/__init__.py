@@ -1,0 +1,185 @@
+"""The translator chain: one small translator per Snort option family, each claiming options by name.
+
+A translator reads one `RawOption` into a `RuleBuilder` (the rule being
+built) or raises `Decline` when it cannot represent the value.  The importer
+turns a decline, or an option nobody claims, into a diagnostic and keeps the
+rule disabled with the option stored verbatim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from integrations.snort.errors import Decline, Location
+from integrations.snort.tokenize import RawOption
+from rules import ast
+
+DEFAULT_BUFFER = ast.Buffer("pkt_data")
+
+
+class Translator(Protocol):
+    """Claims the options named in `names`; `translate` applies one of them."""
+
+    names: frozenset[str]
+
+    def translate(self, option: RawOption, rule: RuleBuilder) -> None: ...
+
+
+@dataclass(slots=True)
+class PendingContent:
+    """A content whose Snort 2 style modifiers (`nocase;`, `http_uri;` ...) may still follow."""
+
+    fields: dict[str, object]
+    buffer: ast.Buffer | None = None
+    location: Location | None = None
+
+
+@dataclass(slots=True)
+class OpenSequence:
+    buffer: ast.Buffer
+    items: list[ast.SequenceItem | PendingContent] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Issue:
+    """Why a rule cannot be imported with full semantics."""
+
+    option: str
+    message: str
+    location: Location
+    unsupported: bool  # True: the option itself is unknown or not evaluated
+
+
+@dataclass(slots=True)
+class RuleBuilder:
+    """The rule being imported: header fields, condition parts in Snort order, and issues.
+
+    `flavor` is `snort3` (HTTP buffer names are sticky) or `snort2` (they
+    modify the content before them, as in Snort 2.9 and Suricata).
+    """
+
+    flavor: str
+    location: Location
+    title: str = ""
+    sid: int | None = None
+    rev: int = 1
+    gid: int | None = None
+    classtype: str | None = None
+    priority: int | None = None
+    references: list[ast.Reference] = field(default_factory=list)
+    metadata: list[ast.MetadataEntry] = field(default_factory=list)
+    techniques: list[str] = field(default_factory=list)
+    tactics: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+    flow: list[str] = field(default_factory=list)
+    entries: list[ast.Condition | OpenSequence] = field(default_factory=list)
+    bit_actions: list[ast.Flowbits] = field(default_factory=list)
+    thresholds: list[ast.Threshold] = field(default_factory=list)
+    options: list[ast.OpaqueOption] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    sticky: ast.Buffer | None = None
+    open: OpenSequence | None = None
+    pending: PendingContent | None = None
+    last: PendingContent | None = None  # the latest content, which modifiers still reach
+    verbatim: bool = False  # after an unknown option: keep the rest as written
+
+    # ---- payload placement -------------------------------------------------
+
+    def current_buffer(self) -> ast.Buffer:
+        return self.sticky if self.sticky is not None else DEFAULT_BUFFER
+
+    def add_item(
+        self, item: ast.SequenceItem | PendingContent, buffer: ast.Buffer | None = None
+    ) -> None:
+        """Append a payload matcher to the sequence on `buffer` (default: the sticky one)."""
+        target = buffer if buffer is not None else self.current_buffer()
+        if self.open is None or self.open.buffer != target:
+            self.open = OpenSequence(target)
+            self.entries.append(self.open)
+        self.open.items.append(item)
+
+    def add_relative_item(self, item: ast.SequenceItem, relative: bool) -> None:
+        """A non-content matcher: relative ones continue the previous match's buffer."""
+        if relative and self.open is not None and self.flavor == "snort2":
+            self.open.items.append(item)
+        else:
+            self.add_item(item)
+
+    def set_sticky(self, buffer: ast.Buffer) -> None:
+        """A sticky buffer option: later matchers inspect `buffer` from its start."""
+        self.sticky = buffer
+        self.open = None
+        self.last = None
+
+    def add_transform(self, name: str) -> None:
+        if self.sticky is None or (self.open is not None and self.open.items):
+            raise Decline("a transform must directly follow its sticky buffer")
+        self.sticky = ast.Buffer(self.sticky.name, (*self.sticky.transforms, name))
+
+    def add_opaque(self, name: str, value: str | None) -> None:
+        """An option that changes matching but that Shrike does not evaluate."""
+        item = ast.OpaqueOption(name, value)
+        if self.open is not None and not self.verbatim:
+            self.open.items.append(item)
+        else:
+            self.entries.append(item)
+
+    def add_condition(self, condition: ast.Condition) -> None:
+        self.entries.append(condition)
+
+    def start_content(self, content: PendingContent) -> None:
+        self.finish_pending()
+        self.pending = self.last = content
+
+    def last_content(self) -> PendingContent:
+        """The content a Snort 2 / Suricata modifier applies to: the latest one,
+        even with other matchers (`isdataat`, `bsize`) written in between."""
+        if self.last is None:
+            raise Decline("modifier has no content before it")
+        return self.last
+
+    def finish_pending(self) -> None:
+        """Place the pending content in its sequence; modifiers may still change it."""
+        pending = self.pending
+        if pending is None:
+            return
+        self.pending = None
+        self.add_item(pending, pending.buffer)
+
+    def problem(self, option: RawOption, message: str, unsupported: bool) -> None:
+        self.issues.append(Issue(option.name, message, option.location, unsupported))
+
+    # ---- result ------------------------------------------------------------
+
+    def condition(self) -> ast.Condition | None:
+        parts: list[ast.Condition] = []
+        for entry in self.entries:
+            if isinstance(entry, OpenSequence):
+                if entry.items:
+                    items = tuple(
+                        ast.Content(**item.fields)  # type: ignore[arg-type]
+                        if isinstance(item, PendingContent)
+                        else item
+                        for item in entry.items
+                    )
+                    parts.append(ast.Sequence(entry.buffer, items))
+            else:
+                parts.append(entry)
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        return ast.And(tuple(parts))
+
+
+def build_index(translators: Iterable[Translator]) -> dict[str, Translator]:
+    """Option name -> translator; two translators claiming one name is a programming error."""
+    index: dict[str, Translator] = {}
+    for translator in translators:
+        for name in translator.names:
+            if name in index:
+                raise ValueError(f"option {name!r} claimed by two translators")
+            index[name] = translator
+    return index

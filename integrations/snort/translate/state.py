@@ -1,0 +1,128 @@
+"""Translators for state and rate: flowbits, xbits, noalert, threshold, detection_filter."""
+
+from __future__ import annotations
+
+import re
+
+from integrations.snort.errors import Decline
+from integrations.snort.tokenize import RawOption
+from integrations.snort.translate import RuleBuilder
+from integrations.snort.values import parse_int, split_commas
+from rules import ast
+
+_BIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+_TESTS = ("isset", "isnotset")
+_ACTIONS = ("set", "unset", "toggle", "setx", "reset", "noalert")
+_TRACKS = {"by_src": "src", "by_dst": "dst", "by_rule": "rule", "by_both": "both"}
+_XBITS_TRACKS = ("ip_src", "ip_dst", "ip_pair", "tx")
+
+
+def _names(text: str) -> tuple[tuple[str, ...], str | None]:
+    operator = "&" if "&" in text else "|" if "|" in text else None
+    if operator is not None and ("&" in text and "|" in text):
+        raise Decline("bit names mix '&' and '|'")
+    names = tuple(n.strip() for n in (text.split(operator) if operator else [text]))
+    for name in names:
+        if not _BIT_NAME.match(name):
+            raise Decline(f"bit name {name!r} is not a name")
+    return names, operator
+
+
+def _place(rule: RuleBuilder, bits: ast.Flowbits) -> None:
+    if bits.action in _TESTS:
+        rule.add_condition(bits)
+    else:
+        rule.bit_actions.append(bits)
+
+
+class Flowbits:
+    names = frozenset({"flowbits"})
+
+    def translate(self, option: RawOption, rule: RuleBuilder) -> None:
+        parts = split_commas(option.value or "")
+        action = parts[0]
+        if action not in _TESTS + _ACTIONS:
+            raise Decline(f"unknown flowbits operation '{action}'")
+        names: tuple[str, ...] = ()
+        operator = group = None
+        if len(parts) > 1:
+            names, operator = _names(parts[1])
+        if len(parts) > 2:
+            group = parts[2]
+            if len(parts) > 3 or not _BIT_NAME.match(group):
+                raise Decline(f"cannot read flowbits {option.value!r}")
+        if not names and action not in ("noalert", "reset"):
+            raise Decline(f"flowbits {action} needs a bit name")
+        if names and action == "noalert":
+            raise Decline("flowbits noalert takes no bit name")
+        _place(rule, ast.Flowbits("flowbits", action, names, operator, group))
+
+
+class NoAlert:
+    """Suricata's `noalert;`: the same as `flowbits:noalert;`."""
+
+    names = frozenset({"noalert"})
+
+    def translate(self, option: RawOption, rule: RuleBuilder) -> None:
+        if option.value:
+            raise Decline("noalert takes no value")
+        rule.bit_actions.append(ast.Flowbits("flowbits", "noalert"))
+
+
+class Xbits:
+    """`xbits:set,name,track ip_src[,expire 60];`."""
+
+    names = frozenset({"xbits"})
+
+    def translate(self, option: RawOption, rule: RuleBuilder) -> None:
+        parts = split_commas(option.value or "")
+        if len(parts) < 3:
+            raise Decline("xbits needs an operation, a name and 'track'")
+        action = parts[0]
+        if action not in _TESTS + _ACTIONS:
+            raise Decline(f"unknown xbits operation '{action}'")
+        names, operator = _names(parts[1])
+        track = expire = None
+        for part in parts[2:]:
+            word, _, arg = part.partition(" ")
+            arg = arg.strip()
+            if word == "track" and arg in _XBITS_TRACKS:
+                track = arg
+            elif word == "expire":
+                expire = parse_int(arg, "expire")
+            else:
+                raise Decline(f"cannot read xbits argument {part!r}")
+        if track is None:
+            raise Decline("xbits needs 'track ip_src|ip_dst|ip_pair|tx'")
+        _place(rule, ast.Flowbits("xbits", action, names, operator, None, track, expire))
+
+
+class Threshold:
+    """`threshold:type limit, track by_src, count 1, seconds 60;` and `detection_filter`."""
+
+    names = frozenset({"threshold", "detection_filter"})
+
+    def translate(self, option: RawOption, rule: RuleBuilder) -> None:
+        keyed: dict[str, str] = {}
+        for part in split_commas(option.value or ""):
+            word, _, arg = part.partition(" ")
+            if word in keyed or word not in ("type", "track", "count", "seconds"):
+                raise Decline(f"cannot read {option.name} argument {part!r}")
+            keyed[word] = arg.strip()
+        kind = "detection_filter" if option.name == "detection_filter" else keyed.get("type")
+        needed = {"track", "count", "seconds"} | ({"type"} if option.name == "threshold" else set())
+        if set(keyed) != needed:
+            raise Decline(f"{option.name} needs {', '.join(sorted(needed))}")
+        if kind not in ("limit", "threshold", "both", "detection_filter"):
+            raise Decline(f"unknown threshold type {kind!r}")
+        track = _TRACKS.get(keyed["track"])
+        if track is None:
+            raise Decline(f"unknown track {keyed['track']!r}")
+        count = parse_int(keyed["count"], "count")
+        seconds = parse_int(keyed["seconds"], "seconds")
+        if count < 0 or seconds <= 0:
+            raise Decline("count must be >= 0 and seconds > 0")
+        rule.thresholds.append(ast.Threshold(kind, count, seconds, track))
+
+
+TRANSLATORS = (Flowbits(), NoAlert(), Xbits(), Threshold())
