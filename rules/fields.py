@@ -33,7 +33,7 @@ IP_OPTIONS = frozenset(
 )
 FLOW_STATES = frozenset({"new", "established", "closed"})
 
-#: Behavioural detectors whose results rules may refer to (producers come later).
+#: Behavioural detectors whose results rules may refer to (engine/detectors).
 DETECTOR_NAMES = (
     "port_scan",
     "host_sweep",
@@ -44,6 +44,12 @@ DETECTOR_NAMES = (
     "beaconing",
     "exfiltration",
     "lateral_movement",
+    "udp_flood",
+    "icmp_flood",
+    "reflection",
+    "fan_in_ddos",
+    "arp_scan",
+    "arp_spoof",
 )
 
 _PACKET: tuple[tuple[str, str, str], ...] = (

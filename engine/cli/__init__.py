@@ -23,6 +23,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "fmt",
     "alerts",
     "elastic",
+    "train",
+    "evaluate",
     "snort",
 )
 

@@ -1,0 +1,123 @@
+"""Outbound volume: a home host sending far more to one outside host than it receives (T1048)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import numpy as np
+
+from engine.detectors.base import (
+    AddressSet,
+    Cooldown,
+    Detector,
+    FlowView,
+    Groups,
+    Tagging,
+    ip_text,
+    saturating,
+)
+from engine.detectors.config import ExfilConfig
+from engine.events import Detection
+from engine.windowing import EventClock, SlidingWindow, WindowSpec
+
+
+def in_networks(hi: np.ndarray, lo: np.ndarray, networks: tuple[Any, ...]) -> np.ndarray:
+    """Which addresses (two uint64 halves, IPv4 mapped) fall in any of the networks."""
+    hi = np.asarray(hi, dtype=np.uint64)
+    lo = np.asarray(lo, dtype=np.uint64)
+    out = np.zeros(len(hi), dtype=bool)
+    v4 = (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
+    for net in networks:
+        if net.version == 4:
+            mask = np.uint64((0xFFFFFFFF << (32 - net.prefixlen)) & 0xFFFFFFFF)
+            base = np.uint64(int(net.network_address))
+            out |= v4 & ((lo & mask) == base)
+        else:
+            value = int(net.network_address)
+            full = ((1 << 128) - 1) ^ ((1 << (128 - net.prefixlen)) - 1)
+            mhi, mlo = np.uint64(full >> 64), np.uint64(full & ((1 << 64) - 1))
+            out |= (
+                ~v4
+                & ((hi & mhi) == np.uint64(value >> 64))
+                & ((lo & mlo) == np.uint64(value & ((1 << 64) - 1)))
+            )
+    return out
+
+
+class ExfiltrationDetector(Detector):
+    """Bytes sent from a home address to one outside address over the window, and the out/in ratio."""
+
+    name = "exfiltration"
+
+    def __init__(self, cfg: ExfilConfig, clock: EventClock) -> None:
+        self.cfg = cfg
+        spec = WindowSpec(cfg.window, max_keys=cfg.max_keys)
+        self.sent = SlidingWindow(spec, clock)
+        self.received = SlidingWindow(spec, clock)
+        self.cooldown = Cooldown(cfg.window, cfg.max_keys)
+        self.allow = AddressSet(cfg.allow, "exfiltration.allow")
+        try:
+            self.home = tuple(ipaddress.ip_network(n, strict=False) for n in cfg.home_nets)
+        except ValueError as exc:
+            raise ValueError(f"exfiltration.home_nets: {exc}") from None
+        self.tag = Tagging(self.name, cfg.severity, ("T1048",), ("exfiltration",))
+
+    def observe_flows(self, view: FlowView) -> list[Detection]:
+        out: list[Detection] = []
+        if not view.n:
+            return out
+        c = view.c
+        outbound = in_networks(c["src_hi"], c["src_lo"], self.home) & ~in_networks(
+            c["dst_hi"], c["dst_lo"], self.home
+        )
+        rows = np.flatnonzero(outbound & (c["orig_bytes"] > 0))
+        if not len(rows):
+            return out
+        cols = [c[k][rows] for k in ("src_hi", "src_lo", "dst_hi", "dst_lo")]
+        g = Groups(*cols)
+        keys = list(zip(*(g.firsts(col) for col in cols), strict=True))
+        times = g.max_of(view.end[rows])
+        sent_b = g.sum_of(c["orig_bytes"][rows].astype(np.float64))
+        got_b = g.sum_of(c["resp_bytes"][rows].astype(np.float64))
+        outs = self.sent.add_batch(keys, times, g.counts, "sum", totals=sent_b)
+        ins = self.received.add_batch(keys, times, g.counts, "sum", totals=got_b)
+        for k in np.flatnonzero(np.asarray(outs) >= self.cfg.min_bytes).tolist():
+            key, t, total_out, total_in = keys[k], times[k], outs[k], ins[k]
+            ratio = total_out / max(total_in, 1.0)
+            if total_out < self.cfg.min_bytes or ratio < self.cfg.min_ratio:
+                continue
+            src, dst = ip_text(key[0], key[1]), ip_text(key[2], key[3])
+            if not self.cooldown.ready(key, t) or src in self.allow:
+                continue
+            self.cooldown.fire(key, t)
+            out.append(
+                self.tag.detection(
+                    t,
+                    src,
+                    f"Outbound volume from {src} to {dst}: {total_out / 1e6:.1f} MB sent, "
+                    f"{ratio:.0f}x what came back, in {self.cfg.window:g} s",
+                    score=saturating(total_out, self.cfg.min_bytes),
+                    window_start=t - self.cfg.window,
+                    evidence={
+                        "target": dst,
+                        "bytes_out": int(total_out),
+                        "bytes_in": int(total_in),
+                        "flows": int(self.sent.aggregate(key, "count")),
+                        "window_s": self.cfg.window,
+                    },
+                )
+            )
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent.snapshot(),
+            "received": self.received.snapshot(),
+            "cooldown": self.cooldown.snapshot(),
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.sent.restore(snap["sent"])
+        self.received.restore(snap["received"])
+        self.cooldown.restore(snap["cooldown"])
