@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from inspect_helpers import Conversation
@@ -257,3 +258,11 @@ def test_any_order_of_true_segments_rebuilds_the_stream(
     assert max((s for s in streams if s is not None), key=len) == data
     st_ = insp.stats()
     assert st_.overlaps == 0 and st_.gaps == 0 and st_.stream_bytes == len(data)
+
+
+def test_config_refuses_bad_limits() -> None:
+    with pytest.raises(ValueError, match="stream_depth"):
+        InspectConfig(stream_depth=-1)
+    with pytest.raises(ValueError, match="stream_window"):
+        InspectConfig(stream_window=0)
+    assert InspectConfig(decompress=False).decompress is False
