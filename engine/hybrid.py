@@ -13,7 +13,7 @@ source through it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +64,7 @@ class HybridEngine:
         fuser: Fuser | None = None,
         matcher: MatchFn | None = None,
         slice_seconds: float = 1.0,
+        on_flows: Callable[[FlowRecords], None] | None = None,
     ) -> None:
         self.table = FlowTable(flow_config or FlowTableConfig())
         self.detectors = detectors if detectors is not None else DetectorSet.from_config()
@@ -71,6 +72,7 @@ class HybridEngine:
         self.fuser = fuser if fuser is not None else Fuser()
         self.matcher = matcher
         self.slice_seconds = slice_seconds
+        self.on_flows = on_flows  # sees every batch of ended flows (to store them, say)
         self.stats = HybridStats()
 
     @classmethod
@@ -117,12 +119,27 @@ class HybridEngine:
         """Flow-level work only: flow detectors, scorer and fusion over ended flows."""
         return self._fuse([], [], records)
 
+    def observe(
+        self, decoded: DecodedBatch, ended: FlowRecords, matches: Sequence[Match] = ()
+    ) -> list[Verdict]:
+        """One step for a packet loop that keeps its own flow table (and matcher).
+
+        `decoded` is the batch the loop decoded, `ended` the flows its table
+        ended on that batch, `matches` the signature matches it raised. Flows
+        then count at the batch's last packet time rather than per slice.
+        """
+        self.stats.packets += len(decoded.batch)
+        detections = self.detectors.observe_packets(decoded)
+        return self._fuse(list(matches), detections, ended)
+
     def _fuse(
         self, matches: list[Match], detections: list[Detection], ended: FlowRecords
     ) -> list[Verdict]:
         scores = []
         if len(ended):
             self.stats.flows += len(ended)
+            if self.on_flows is not None:
+                self.on_flows(ended)
             detections = detections + self.detectors.observe_flows(ended)
             if self.scorer is not None:
                 scores = self.scorer.score(ended)

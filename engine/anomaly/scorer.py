@@ -8,6 +8,7 @@ import numpy as np
 
 from engine.anomaly.features import FLOW_MODEL_FEATURES, flow_table
 from engine.anomaly.model import AnomalyModel, load_model
+from engine.detectors.base import ip_text
 from engine.events import AnomalyScore, FlowKey
 from engine.flows import FlowRecords, community_id
 
@@ -15,12 +16,6 @@ from engine.flows import FlowRecords, community_id
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default-flow-model.skops"
 
 _ZMIN = 3.0  # a feature is named as a reason when it is this many deviations from training
-
-
-def _ip(hi: int, lo: int) -> str:
-    from engine.detectors.base import ip_text
-
-    return ip_text(hi, lo)
 
 
 class Scorer:
@@ -60,8 +55,8 @@ class Scorer:
         c = records.columns
         out = []
         for k, i in enumerate(rows.tolist()):
-            src = _ip(int(c["src_hi"][i]), int(c["src_lo"][i]))
-            dst = _ip(int(c["dst_hi"][i]), int(c["dst_lo"][i]))
+            src = ip_text(int(c["src_hi"][i]), int(c["src_lo"][i]))
+            dst = ip_text(int(c["dst_hi"][i]), int(c["dst_lo"][i]))
             proto, sport, dport = int(c["proto"][i]), int(c["sport"][i]), int(c["dport"][i])
             key = FlowKey(
                 src, sport, dst, dport, proto, community_id(src, dst, proto, sport, dport)

@@ -133,6 +133,12 @@ class ExfilConfig(Common):
     min_bytes: int = 50_000_000  # bytes sent from a home host to one outside host
     min_ratio: float = 5.0  # sent / received
     home_nets: tuple[str, ...] = RFC1918
+    # a home host's bytes out per `window` against its own history (EWMA over past windows)
+    baseline_z: float = 4.0  # standard deviations above its usual
+    baseline_factor: float = 3.0  # and at least this many times its usual
+    baseline_alpha: float = 0.3  # EWMA weight of the newest window
+    min_baseline_windows: int = 3  # windows seen before the host has a usual
+    min_anomaly_bytes: int = 10_000_000  # never below this
 
     def __post_init__(self) -> None:
         Common.__post_init__(self)

@@ -294,3 +294,40 @@ def test_detector_tags_are_current_attack_techniques_of_their_tactics() -> None:
                 d.name,
                 technique,
             )
+
+
+def _periodic_uploads(sizes: list[int], period: float) -> list:
+    """One UDP flow per period from a home host to an outside host, `size` packets of 1400 bytes."""
+    from scapy.layers.inet import IP, UDP
+
+    pkts = []
+    for k, n in enumerate(sizes):
+        for j in range(n):
+            pkts.append(
+                stamp(
+                    ether()
+                    / IP(src="192.168.7.30", dst="198.51.100.40")
+                    / UDP(sport=30000 + k, dport=443)
+                    / (b"u" * 1400),
+                    T0 + k * period + j * 0.001,
+                )
+            )
+    return pkts
+
+
+def test_outbound_volume_against_the_hosts_own_baseline() -> None:
+    exfil = ExfilConfig(window=100.0, min_bytes=10**9, min_anomaly_bytes=300_000)
+    cfg = dataclasses.replace(DetectorsConfig(), exfiltration=exfil)
+    usual = [15, 12, 16, 14, 15, 13]  # about 20 kB every 100 s
+    dets = [
+        d
+        for d in run(_periodic_uploads([*usual, 15, 450], 100.0), cfg)
+        if d.detector == "exfiltration"
+    ]
+    assert len(dets) == 1
+    d = dets[0]
+    assert d.title.startswith("Outbound volume anomaly from 192.168.7.30")
+    assert d.evidence["bytes_out"] >= 450 * 1400 and d.evidence["windows_seen"] >= 3
+    assert d.evidence["usual_bytes"] < 100_000
+    steady = run(_periodic_uploads([*usual, 15, 16], 100.0), cfg)
+    assert not [d for d in steady if d.detector == "exfiltration"]

@@ -64,3 +64,25 @@ def test_engine_from_files_reports_bad_files(tmp_path: Path) -> None:
         HybridEngine.from_files(detectors=bad)
     with pytest.raises(ModelError, match="no such model file"):
         HybridEngine.from_files(model=tmp_path / "none.skops")
+
+
+def test_step_for_an_external_packet_loop() -> None:
+    from engine.decode import decode
+    from engine.events import FlowKey, Match
+    from engine.flows import FlowTable
+
+    pkts = tcp_probe_scan("203.0.113.66", "10.0.0.5", range(1, 60))
+    stored = []
+    engine = HybridEngine(on_flows=stored.append)
+    table = FlowTable()
+    decoded = decode(batch_of(pkts))
+    events = table.update(decoded)
+    flow = FlowKey("203.0.113.66", 40000, "10.0.0.5", 22, 6, "1:x")
+    match = Match(
+        ts=1.7e9, flow=flow, rule_id=7, title="probe", severity="low", techniques=("T1046",)
+    )
+    verdicts = engine.observe(decoded, events.ended, [match])
+    verdicts += engine.process_records(table.flush())
+    assert any(v.flow == flow and v.matches == (match,) for v in verdicts)
+    assert any(v.host == "203.0.113.66" for v in verdicts)
+    assert sum(len(r) for r in stored) == 59
