@@ -4,10 +4,12 @@ The transformer is handed to Lark itself, so the parser builds AST nodes as it
 reduces and no parse tree is ever materialised.  Because Lark gives such a
 transformer no `meta`, spans are computed here from the tokens and the spans of
 child nodes.  A file is cut into top-level chunks (each `rule`, `include`,
-variable definition, or pasted Snort rule).  Runs of chunks are parsed in one go
-by `TableDriver` (Lark's tables and callbacks in a tighter loop); a run with any
-error is parsed again chunk by chunk with `Lark.parse`, so ten broken rules give
-ten errors, each worded by Lark as before.
+variable definition, or pasted Snort rule).  Each chunk is first offered to the
+hand-written parser of `rules._fast_parser`, which builds the same AST for
+clean text and declines anything else.  Declined chunks go to Lark: runs of them
+are parsed in one go by `TableDriver` (Lark's tables and callbacks in a tighter
+loop), and a run with any error is parsed again chunk by chunk with
+`Lark.parse`, so ten broken rules give ten errors, each worded by Lark.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from rules import ast, fields
 from rules._driver import FAILED, TableDriver
+from rules._fast_gc import collector_paused
+from rules._fast_parser import FastParser, reserve_words
 from rules._lexer import FastContextualLexer
 from rules.errors import (
     RuleError,
@@ -1263,7 +1267,9 @@ class RuleParser:
     in-parser transformer carries the per-parse context.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, fast: bool = True) -> None:
+        """`fast=False` parses everything with Lark (the reference the fast path is tested against)."""
+        self._fast = fast
         self._builder = _AstBuilder()
         self._lark = Lark.open_from_package(
             "rules",
@@ -1287,6 +1293,7 @@ class RuleParser:
         except (AttributeError, KeyError, TypeError):  # another Lark layout: use Lark.parse only
             self._driver = None
         self._lock = threading.Lock()
+        reserve_words(_grammar_words(self._lark))
         self._terminal_display = {
             t.name: (
                 f"'{t.pattern.value}'"
@@ -1303,24 +1310,50 @@ class RuleParser:
         errors: list[RuleError] = []
         lines = text.splitlines()
         chunks = _chunk_bounds(text)
-        with self._lock:
-            for first in range(0, len(chunks), _BATCH):
-                batch = chunks[first : first + _BATCH]
-                parsed, batch_comments = self._parse_batch(text, path, batch, lines)
-                if parsed is not None:
-                    statements.extend(parsed)
-                    comments.extend(batch_comments)
+        fast = FastParser(text, path) if self._fast and chunks else None
+        with self._lock, collector_paused():
+            declined: list[tuple[int, int, int]] = []
+            for chunk in chunks:
+                found = fast.parse_chunk(chunk[1], chunk[2]) if fast is not None else None
+                if found is None:
+                    declined.append(chunk)
                     continue
-                for start_line, start, end in batch:
-                    parsed, chunk_comments, chunk_errors = self._parse_chunk(
-                        text[start:end], path, start_line, lines
-                    )
-                    statements.extend(parsed)
-                    comments.extend(chunk_comments)
-                    errors.extend(chunk_errors)
+                if declined:
+                    self._parse_with_lark(text, path, declined, lines, statements, comments, errors)
+                    declined = []
+                statements.extend(found[0])
+                comments.extend(found[1])
+            if declined:
+                self._parse_with_lark(text, path, declined, lines, statements, comments, errors)
         file_span = ast.Span(path, 1, 1, max(len(lines), 1), 1)
         rule_file = ast.RuleFile(path, tuple(statements), tuple(comments), span=file_span)
         return ParseResult(rule_file, tuple(errors))
+
+    def _parse_with_lark(
+        self,
+        text: str,
+        path: str,
+        chunks: list[tuple[int, int, int]],
+        lines: list[str],
+        statements: list[ast.Statement],
+        comments: list[ast.Comment],
+        errors: list[RuleError],
+    ) -> None:
+        """Parse consecutive chunks with Lark: in batches, and chunk by chunk after an error."""
+        for first in range(0, len(chunks), _BATCH):
+            batch = chunks[first : first + _BATCH]
+            parsed, batch_comments = self._parse_batch(text, path, batch, lines)
+            if parsed is not None:
+                statements.extend(parsed)
+                comments.extend(batch_comments)
+                continue
+            for start_line, start, end in batch:
+                parsed, chunk_comments, chunk_errors = self._parse_chunk(
+                    text[start:end], path, start_line, lines
+                )
+                statements.extend(parsed)
+                comments.extend(chunk_comments)
+                errors.extend(chunk_errors)
 
     def parse(self, text: str, path: str = "<string>") -> ast.RuleFile:
         """Parse `text`; raise `RuleErrors` (holding every error found) if any part is wrong."""
@@ -1473,6 +1506,25 @@ class RuleParser:
             return "combine conditions with `and` / `or`"
         return "Shrike does not use `option:value;` pairs; see docs/language.md"
 
+
+def _grammar_words(lark: Lark) -> set[str]:
+    """The keywords of the loaded grammar: word-like literals, and the alternatives of
+    prioritised word terminals such as CONTENT_VERB (`(contains|starts_with|...)`)."""
+    words: set[str] = set()
+    for terminal in lark.terminals:
+        value = terminal.pattern.value
+        if terminal.pattern.type == "str":
+            if _KEYWORD.fullmatch(value):
+                words.add(value)
+        elif terminal.priority > 0:
+            alternatives = _KEYWORD_ALTERNATIVES.match(value)
+            if alternatives:
+                words.update(alternatives.group(1).split("|"))
+    return words
+
+
+_KEYWORD = re.compile(r"[A-Za-z_]\w*")
+_KEYWORD_ALTERNATIVES = re.compile(r"\(([\w|]+)\)")
 
 # Chunks parsed per Lark call when the text is clean; an error costs one
 # re-parse of its batch, chunk by chunk.

@@ -4,39 +4,75 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, ClassVar
 
 from rules.attack import AttackCatalog
 from rules.lint.diagnostics import Diagnostic, Family, Severity
 
 
+class _Walked:
+    """A fact about a rule's conditions, filled in (with its siblings) by one walk per rule.
+
+    The values land in the instance `__dict__`, so only the first read of any of them
+    runs the walk; unlike `functools.cached_property` on Python 3.11 it takes no lock.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: LintedRule | None, owner: type) -> Any:
+        if instance is None:
+            return self
+        instance._walk()
+        return instance.__dict__[self.name]
+
+
 @dataclass(frozen=True)
 class LintedRule:
-    """One parsed rule and where it came from. `rule` is a `rules.ast.Rule`."""
+    """One parsed rule and where it came from. `rule` is a `rules.ast.Rule`.
+
+    `condition_nodes` (every condition node, parents first), `sequences`,
+    `flowbit_tests` and `regexes` come from one walk of the condition, shared by
+    the checks; `memo` holds other per-rule facts several checks compute alike.
+    """
 
     path: str
     rule: Any
     source_lines: Sequence[str] = field(default=(), repr=False, compare=False)
 
-    # Many checks walk the same condition tree; walk it once per rule.
-    @cached_property
-    def condition_nodes(self) -> tuple[Any, ...]:
-        from rules.lint.walk import conditions
+    condition_nodes: ClassVar[Any] = _Walked()
+    sequences: ClassVar[Any] = _Walked()
+    flowbit_tests: ClassVar[Any] = _Walked()
+    regexes: ClassVar[Any] = _Walked()
+    memo: ClassVar[Any] = _Walked()
 
-        return tuple(conditions(self.rule.condition))
-
-    @cached_property
-    def sequences(self) -> tuple[Any, ...]:
+    def _walk(self) -> None:
         from rules import ast
 
-        return tuple(node for node in self.condition_nodes if isinstance(node, ast.Sequence))
-
-    @cached_property
-    def flowbit_tests(self) -> tuple[Any, ...]:
-        from rules import ast
-
-        return tuple(node for node in self.condition_nodes if isinstance(node, ast.Flowbits))
+        nodes: list[Any] = []
+        sequences: list[Any] = []
+        flowbits: list[Any] = []
+        regexes: list[Any] = []
+        condition = self.rule.condition
+        stack = [condition] if condition is not None else []
+        while stack:
+            node = stack.pop()
+            nodes.append(node)
+            if isinstance(node, ast.And | ast.Or):
+                stack.extend(reversed(node.operands))
+            elif isinstance(node, ast.Not):
+                stack.append(node.operand)
+            elif isinstance(node, ast.Sequence):
+                sequences.append(node)
+                regexes.extend(item for item in node.items if isinstance(item, ast.Regex))
+            elif isinstance(node, ast.Flowbits):
+                flowbits.append(node)
+        facts = self.__dict__
+        facts["condition_nodes"] = tuple(nodes)
+        facts["sequences"] = tuple(sequences)
+        facts["flowbit_tests"] = tuple(flowbits)
+        facts["regexes"] = tuple(regexes)
+        facts["memo"] = {}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rules import ast
+from rules._fast_gc import collector_paused
 from rules.attack import AttackCatalog, load_catalog
 from rules.errors import RuleError, RuleErrors
 from rules.lint.check import Check, LintContext, LintedRule
@@ -145,6 +146,10 @@ class Linter:
         self.predefined_variables = predefined_variables
 
     def lint(self, sources: Sequence[ParsedSource]) -> LintReport:
+        with collector_paused():
+            return self._lint(sources)
+
+    def _lint(self, sources: Sequence[ParsedSource]) -> LintReport:
         defined = set(self.config.variables) | set(self.predefined_variables)
         for source in sources:
             defined.update(
@@ -195,11 +200,15 @@ class Linter:
                     diagnostics.extend(
                         check.check_statements(source.path, source.statements, context)
                     )
+        # The bound check_rule of each check enabled for a path, looked up once per path.
+        hooks_by_path = {
+            path: [c.check_rule for c in rule_checks if c.code in enabled]
+            for path, enabled in enabled_by_path.items()
+        }
+        extend = diagnostics.extend
         for linted in linted_rules:
-            enabled = enabled_by_path[linted.path]
-            for check in rule_checks:
-                if check.code in enabled:
-                    diagnostics.extend(check.check_rule(linted, context))
+            for check_rule in hooks_by_path[linted.path]:
+                extend(check_rule(linted, context))
         for check in set_checks:
             diagnostics.extend(
                 d

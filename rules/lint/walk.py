@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from rules import ast
 from rules.lint.check import LintedRule
@@ -50,41 +50,36 @@ def conditions(condition: ast.Condition | None) -> Iterator[ast.Condition]:
             stack.append(node.operand)
 
 
-def _address_variables(address: ast.Address) -> Iterator[ast.AddressVariable]:
-    if isinstance(address, ast.AddressVariable):
-        yield address
-    elif isinstance(address, ast.AddressList):
-        for item in address.items:
-            yield from _address_variables(item)
-    elif isinstance(address, ast.NegatedAddress):
-        yield from _address_variables(address.inner)
+def _collect_variables(item: object, found: list[ast.AddressVariable | ast.PortVariable]) -> None:
+    if isinstance(item, ast.AddressVariable | ast.PortVariable):
+        found.append(item)
+    elif isinstance(item, ast.AddressList | ast.PortList | ast.ValueList):
+        for inner in item.items:
+            _collect_variables(inner, found)
+    elif isinstance(item, ast.NegatedAddress | ast.NegatedPort):
+        _collect_variables(item.inner, found)
 
 
-def _port_variables(port: ast.Port) -> Iterator[ast.PortVariable]:
-    if isinstance(port, ast.PortVariable):
-        yield port
-    elif isinstance(port, ast.PortList):
-        for item in port.items:
-            yield from _port_variables(item)
-    elif isinstance(port, ast.NegatedPort):
-        yield from _port_variables(port.inner)
+def variable_uses(
+    rule: ast.Rule, condition_nodes: Iterable[ast.Condition] | None = None
+) -> list[ast.AddressVariable | ast.PortVariable]:
+    """Every `$NAME` the rule refers to: in its header and in condition values, in order.
 
-
-def _value_variables(value: object) -> Iterator[ast.AddressVariable]:
-    if isinstance(value, ast.AddressVariable):
-        yield value
-    elif isinstance(value, ast.ValueList):
-        for item in value.items:
-            yield from _value_variables(item)
-
-
-def variable_uses(rule: ast.Rule) -> Iterator[ast.AddressVariable | ast.PortVariable]:
-    """Every `$NAME` the rule refers to: in its header and in condition values."""
+    `condition_nodes` saves walking the condition again (`LintedRule.condition_nodes`)."""
+    found: list[ast.AddressVariable | ast.PortVariable] = []
     header = rule.header
-    yield from _address_variables(header.source)
-    yield from _port_variables(header.source_ports)
-    yield from _address_variables(header.destination)
-    yield from _port_variables(header.destination_ports)
-    for node in conditions(rule.condition):
+    for part in (
+        header.source,
+        header.source_ports,
+        header.destination,
+        header.destination_ports,
+    ):
+        if not isinstance(part, ast.AnyAddress | ast.AnyPort):
+            _collect_variables(part, found)
+    nodes = conditions(rule.condition) if condition_nodes is None else condition_nodes
+    for node in nodes:
         if isinstance(node, ast.Comparison):
-            yield from _value_variables(node.value)
+            value = node.value
+            if isinstance(value, ast.AddressVariable | ast.ValueList):
+                _collect_variables(value, found)
+    return found

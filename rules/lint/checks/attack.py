@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from rules.attack import TECHNIQUE_ID_PATTERN, AttackCatalogError
 from rules.lint.check import Check, LintContext, LintedRule
@@ -127,17 +128,35 @@ class TechniqueTacticMismatchCheck(_AttackCheck):
     example_bad = _RULE_HEAD + "  attack T1046\n  tactic TA0040\n}\n"
     example_good = _RULE_HEAD + "  attack T1046\n  tactic TA0007\n}\n"
 
+    def __init__(self) -> None:
+        # Rules repeat technique/tactic pairs; the verdict depends on nothing else.
+        self._findings: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
+        self._catalog: Any = None
+
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        rule = linted.rule
+        if not rule.tactics or not rule.techniques:
+            return
+        if context.catalog is not self._catalog:
+            self._findings = {}
+            self._catalog = context.catalog
+        key = (rule.techniques, rule.tactics)
+        found = self._findings.get(key)
+        if found is None:
+            found = self._findings[key] = tuple(self._mismatches(rule, context))
+        for token, message in found:
+            yield self.at_token(linted, token, message)
+
+    @staticmethod
+    def _mismatches(rule: Any, context: LintContext) -> Iterable[tuple[str, str]]:
         catalog = context.catalog
         tactics = {}
-        for reference in linted.rule.tactics:
+        for reference in rule.tactics:
             try:
                 tactics[reference] = catalog.tactic(reference)
             except AttackCatalogError:
                 continue  # unknown-tactic reports it
-        techniques = [
-            catalog.technique(t) for t in dict.fromkeys(linted.rule.techniques) if t in catalog
-        ]
+        techniques = [catalog.technique(t) for t in dict.fromkeys(rule.techniques) if t in catalog]
         if not tactics or not techniques:
             return
         names = {tactic.short_name for tactic in tactics.values()}
@@ -145,8 +164,7 @@ class TechniqueTacticMismatchCheck(_AttackCheck):
         for technique in techniques:
             if not names & set(technique.tactics):
                 technique_misfit = True
-                yield self.at_token(
-                    linted,
+                yield (
                     technique.technique_id,
                     f"{technique.technique_id} ({technique.name}) belongs to "
                     f"{', '.join(technique.tactics)}, not to {', '.join(sorted(names))}",
@@ -155,8 +173,7 @@ class TechniqueTacticMismatchCheck(_AttackCheck):
             return
         for reference, tactic in tactics.items():
             if not any(tactic.short_name in technique.tactics for technique in techniques):
-                yield self.at_token(
-                    linted,
+                yield (
                     reference,
                     f"tactic {tactic.tactic_id} ({tactic.short_name}) has none of the rule's "
                     f"techniques ({', '.join(t.technique_id for t in techniques)})",

@@ -27,21 +27,26 @@ def _longest_required_literal(condition: ast.Condition | None) -> int:
     Under `and` any operand's literal will do; under `or` every branch must have one
     (the shortest counts); under `not` nothing is required. 0 means none.
     """
-    if condition is None:
-        return 0
     if isinstance(condition, ast.And):
-        return max((_longest_required_literal(op) for op in condition.operands), default=0)
+        longest = 0
+        for operand in condition.operands:
+            found = _longest_required_literal(operand)
+            if found > longest:
+                longest = found
+        return longest
     if isinstance(condition, ast.Or):
-        return min((_longest_required_literal(op) for op in condition.operands), default=0)
+        shortest: int | None = None
+        for operand in condition.operands:
+            found = _longest_required_literal(operand)
+            if shortest is None or found < shortest:
+                shortest = found
+        return shortest or 0
     if isinstance(condition, ast.Sequence):
-        return max(
-            (
-                len(item.pattern)
-                for item in condition.items
-                if isinstance(item, ast.Content) and not item.negated
-            ),
-            default=0,
-        )
+        longest = 0
+        for item in condition.items:
+            if isinstance(item, ast.Content) and not item.negated and len(item.pattern) > longest:
+                longest = len(item.pattern)
+        return longest
     return 0
 
 
@@ -65,7 +70,7 @@ class NoFastPatternCheck(Check):
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
         rule = linted.rule
-        if linted.sequences and _longest_required_literal(rule.condition) == 0:
+        if linted.sequences and _required_literal(linted) == 0:
             yield self.at(
                 rule.condition,
                 linted,
@@ -92,7 +97,9 @@ class ShortFastPatternCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
-        longest = _longest_required_literal(linted.rule.condition)
+        if not linted.sequences:
+            return
+        longest = _required_literal(linted)
         if 0 < longest < SHORT_PATTERN_BYTES:
             yield self.at(
                 linted.rule.condition,
@@ -102,11 +109,15 @@ class ShortFastPatternCheck(Check):
             )
 
 
-def _regexes(linted: LintedRule) -> Iterable[ast.Regex]:
-    for sequence in linted.sequences:
-        for item in sequence.items:
-            if isinstance(item, ast.Regex):
-                yield item
+def _required_literal(linted: LintedRule) -> int:
+    """`_longest_required_literal` of the rule's condition, computed once for PRF001 and PRF002."""
+    memo = linted.memo
+    longest = memo.get("longest_required_literal")
+    if longest is None:
+        longest = memo["longest_required_literal"] = _longest_required_literal(
+            linted.rule.condition
+        )
+    return longest
 
 
 class HyperscanIncompatibleRegexCheck(Check):
@@ -133,6 +144,14 @@ class HyperscanIncompatibleRegexCheck(Check):
             return f"{self.code} {self.name} skipped: the hyperscan package is not installed"
         return None
 
+    def __init__(self) -> None:
+        self._compile_with: tuple[Any, Callable[[bytes, int], str | None]] | None = None
+
+    def _compiler(self, hyperscan: Any) -> Callable[[bytes, int], str | None]:
+        if self._compile_with is None or self._compile_with[0] is not hyperscan:
+            self._compile_with = (hyperscan, _compiler(hyperscan))
+        return self._compile_with[1]
+
     def note(self, context: LintContext) -> str | None:
         found = analyser()
         if context.hyperscan is not None and isinstance(found, LibhsUnavailable):
@@ -146,7 +165,7 @@ class HyperscanIncompatibleRegexCheck(Check):
         hyperscan = context.hyperscan
         if hyperscan is None:
             return
-        for regex in _regexes(linted):
+        for regex in linted.regexes:
             flags = 0
             for letter in regex.flags:
                 flag_name = _HYPERSCAN_FLAG_NAMES.get(letter)
@@ -156,7 +175,7 @@ class HyperscanIncompatibleRegexCheck(Check):
             # unlike PCRE it wants a trailing `# comment` ended by a newline.
             pattern = f"(?x){regex.pattern}\n" if "x" in regex.flags else regex.pattern
             error = hyperscan_error(
-                pattern.encode("utf-8", "surrogateescape"), flags, _compiler(hyperscan)
+                pattern.encode("utf-8", "surrogateescape"), flags, self._compiler(hyperscan)
             )
             if error is not None:
                 yield self.at(
@@ -196,7 +215,7 @@ class BacktrackingRegexCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
-        for regex in _regexes(linted):
+        for regex in linted.regexes:
             if _NESTED_QUANTIFIER.search(regex.pattern):
                 yield self.at(
                     regex,

@@ -71,7 +71,7 @@ class UndefinedVariableCheck(Check):
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
         reported: set[str] = set()
-        for use in variable_uses(linted.rule):
+        for use in variable_uses(linted.rule, linted.condition_nodes):
             if use.name in context.defined_variables or use.name in reported:
                 continue
             reported.add(use.name)
@@ -444,7 +444,10 @@ class ConflictingFlowOptionsCheck(Check):
     example_good = 'rule "One way" {\n  id 9200010\n  match tcp to_server established\n}\n'
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
-        options = set(linted.rule.header.flow)
+        flow = linted.rule.header.flow
+        if len(flow) < 2:
+            return
+        options = set(flow)
         for pair in _CONFLICTING_FLOW:
             if pair <= options:
                 first, second = sorted(pair)
