@@ -751,12 +751,15 @@ def flow_kernel(
     lsp_udp,
     row_flow,
     row_dir,
+    row_new,
     EI,
     EF,
     EU,
     EH,
 ):
     """Feed rows[start:] through the table; stop early when the export buffers fill.
+
+    `row_new[i]` is set to 1 when row i opened its flow (the slot is fresh), else 0.
 
     Returns the index of the first row not processed.
     """
@@ -770,6 +773,7 @@ def flow_kernel(
             return i
         row_flow[i] = -1
         row_dir[i] = 0
+        row_new[i] = 0
         if rows[i]["kind"] != KIND_IP:
             continue
         fl = rows[i]["flags"]
@@ -880,6 +884,7 @@ def flow_kernel(
             meta[M_FREE_TOP] = top
             meta[M_ACTIVE] += 1
             meta[M_CREATED] += 1
+            row_new[i] = 1
             # Zeek's role guess: a flow that starts mid-stream from a likely server port is
             # probably the server talking, so the other side becomes the originator.
             flip = False

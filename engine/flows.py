@@ -538,7 +538,9 @@ class FlowEvents:
     """What one batch did to the table.
 
     `row_flow[i]` is the table slot of decoded row i (-1: not part of a flow) and
-    `row_dir[i]` is 0 from the initiator, 1 from the responder; `created` counts
+    `row_dir[i]` is 0 from the initiator, 1 from the responder; `row_new[i]` is 1
+    when row i opened its flow (slots are reused, so per-flow state kept by slot
+    starts afresh at such a row); `created` counts
     flows this batch opened; `ended` holds the records of flows that ended.
     """
 
@@ -546,6 +548,7 @@ class FlowEvents:
     row_dir: np.ndarray
     created: int
     ended: FlowRecords
+    row_new: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
 
 
 @dataclass
@@ -605,6 +608,7 @@ class FlowTable:
         n = rows.shape[0]
         row_flow = np.empty(n, dtype=np.int64)
         row_dir = np.empty(n, dtype=np.int8)
+        row_new = np.empty(n, dtype=np.int8)
         created_before = int(self._meta[K.M_CREATED])
         out: list[FlowRecords] = []
         start = 0
@@ -626,6 +630,7 @@ class FlowTable:
                 self._lsp_udp,
                 row_flow,
                 row_dir,
+                row_new,
                 self._EI,
                 self._EF,
                 self._EU,
@@ -643,6 +648,7 @@ class FlowTable:
             row_dir=row_dir,
             created=int(self._meta[K.M_CREATED]) - created_before,
             ended=_concat(out),
+            row_new=row_new,
         )
 
     def _sweep(self, now: int, out: list[FlowRecords], *, everything: bool) -> None:

@@ -1,16 +1,27 @@
-"""`shrike run`: run the packet path over captures or a live source and keep results in the store."""
+"""`shrike run`: run the packet path and the rules over captures or a live source; keep
+flows in the store, hand verdicts to the sink, and write alerts as EVE JSON."""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from dpdk_io.errors import CaptureError
 from engine.cli.progress import note_first_compile, packet_progress
 from engine.config import ConfigError, load_config
+from engine.eve import EveWriter
+from engine.events import Contribution, Match, Verdict
+from engine.flows import FlowRecords
+from engine.match import Matcher, RuleLoadError, compile_ruleset, load_rules
+from engine.match.compiler import CompiledRuleset
+from engine.match.loading import default_variables
+from engine.match.stream import checksum_validator, iter_matches
 from engine.pipeline import PacketPathStats, iter_flow_records
 from engine.sources import SOURCE_KINDS, open_source
 from engine.store import FlowStore, StoreError
@@ -40,8 +51,123 @@ def register(sub: Any) -> None:
         help="embedded store directory (default: $SHRIKE_DATA_DIR or ~/.local/share/shrike)",
     )
     p.add_argument("--config", help="configuration file (default: config/shrike.yaml)")
+    p.add_argument("--rules", nargs="+", metavar="PATH", help=".shrike/.rules files or folders")
+    p.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a rule variable, e.g. HOME_NET=any or HTTP_PORTS=[80,8080]",
+    )
+    p.add_argument("--eve", metavar="FILE", help="write alerts as Suricata EVE JSON lines")
+    p.add_argument(
+        "--profile", action="store_true", help="print the costliest rules (time, checks, matches)"
+    )
+    p.add_argument(
+        "-k",
+        "--checksum-mode",
+        choices=["all", "none"],
+        default="all",
+        help="skip packets with bad checksums (all, the default) or inspect every packet (none)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
+
+
+def to_verdicts(matches: list[Match]) -> list[Verdict]:
+    """One verdict per match, carrying the match as its only contribution.
+
+    Fusion replaces this with its own scoring; the rest of `shrike run` only
+    sees the list of verdicts."""
+    out: list[Verdict] = []
+    for m in matches:
+        out.append(
+            Verdict(
+                ts=m.ts,
+                score=_SCORES.get(m.severity, 50.0),
+                label="malicious" if m.severity in ("high", "critical") else "suspicious",
+                severity=m.severity,
+                flow=m.flow,
+                techniques=m.techniques,
+                tactics=m.tactics,
+                contributions=(
+                    Contribution(
+                        kind="signature",
+                        name=m.title,
+                        reason=f"rule {m.gid}:{m.rule_id}:{m.rev} matched packet {m.packet}",
+                        points=_SCORES.get(m.severity, 50.0),
+                        ref=str(m.rule_id),
+                    ),
+                ),
+                matches=(m,),
+            )
+        )
+    return out
+
+
+_SCORES = {"info": 10.0, "low": 30.0, "medium": 50.0, "high": 75.0, "critical": 95.0}
+
+
+def _inspector_for(ruleset: CompiledRuleset) -> Any:
+    """Stream reassembly and protocol buffers, when some rule reads them."""
+    if not ruleset.needs_inspection:
+        return None
+    from engine.inspect import Inspector
+
+    return Inspector()
+
+
+class VerdictOutput:
+    """Where verdicts go: the one place a sink (embedded store, Elasticsearch) plugs in."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+
+    def write(self, verdicts: list[Verdict]) -> None:
+        self.delivered += len(verdicts)
+
+
+class RuleReloader:
+    """Recompiles the rules beside the running set on SIGHUP and swaps them in between batches."""
+
+    def __init__(self, paths: list[str], variables: Any, matcher: Matcher) -> None:
+        self.paths = paths
+        self.variables = variables
+        self.matcher = matcher
+        self._ready: CompiledRuleset | None = None
+        self._lock = threading.Lock()
+        self._busy = False
+        self.reloads = 0
+
+    def request(self, *_args: object) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        threading.Thread(target=self._compile, daemon=True).start()
+
+    def _compile(self) -> None:
+        try:
+            rules, table, _notes = load_rules(self.paths, self.variables)
+            compiled = compile_ruleset(rules, table)
+        except (RuleLoadError, OSError) as exc:
+            print(f"shrike run: reload failed, keeping the running rules: {exc}", file=sys.stderr)
+            self._busy = False
+            return
+        with self._lock:
+            self._ready = compiled
+        self._busy = False
+
+    def between_batches(self) -> None:
+        if self._ready is None:
+            return
+        with self._lock:
+            compiled, self._ready = self._ready, None
+        if compiled is not None:
+            if self.matcher.inspector is None:
+                self.matcher.inspector = _inspector_for(compiled)
+            self.matcher.swap(compiled)
+            self.reloads += 1
+            print(f"shrike run: reloaded {len(compiled)} rules", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,13 +188,101 @@ def run(args: argparse.Namespace) -> int:
         print(f"shrike run: {exc}", file=sys.stderr)
         return 2
     note_first_compile()
+    args.matcher = None
+    args.reloader = None
+    if args.rules:
+        try:
+            variables = default_variables(dict(v.split("=", 1) for v in args.var if "=" in v))
+            rules, table, notes = load_rules(args.rules, variables)
+        except (RuleLoadError, OSError, ValueError) as exc:
+            print(f"shrike run: {exc}", file=sys.stderr)
+            return 2
+        for note in notes:
+            print(f"shrike run: {note}", file=sys.stderr)
+        compiled = compile_ruleset(rules, table)
+        for diag in compiled.diagnostics:
+            print(f"shrike run: skipped {diag}", file=sys.stderr)
+        summary = compiled.summary()
+        print(
+            f"rules: {summary['rules']} compiled in {compiled.compile_seconds:.2f}s "
+            f"({summary['fast_pattern_rules']} with a fast pattern, "
+            f"{summary['slow_path_rules']} slow path, {summary['skipped']} skipped)"
+        )
+        args.matcher = Matcher(compiled, inspector=_inspector_for(compiled), profile=args.profile)
+        args.reloader = RuleReloader(args.rules, variables, args.matcher)
+        if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGHUP, args.reloader.request)
+    args.checksums = checksum_validator(args.checksum_mode)
+    args.verdicts = VerdictOutput()
+    args.eve_writer = EveWriter(args.eve) if args.eve else None
     targets = [("pcap", f) for f in args.pcap] if args.pcap else [(args.source, args.input)]
     status = 0
-    with store:
-        for kind, target in targets:
-            status = max(status, _run_one(kind, target, args, store))
-        print(f"embedded store: {store.path} ({store.count_flows()} flows in all)")
+    try:
+        with store:
+            for kind, target in targets:
+                status = max(status, _run_one(kind, target, args, store))
+            print(f"embedded store: {store.path} ({store.count_flows()} flows in all)")
+    finally:
+        if args.eve_writer is not None:
+            args.eve_writer.close()
+    if args.matcher is not None:
+        st = args.matcher.stats
+        print(
+            f"alerts: {st.alerts} ({args.verdicts.delivered} verdicts); "
+            f"{st.candidates} candidates, {st.evaluations} rule evaluations"
+            + (
+                f"; {st.checksum_skipped} packets with bad checksums skipped"
+                if st.checksum_skipped
+                else ""
+            )
+        )
+        if args.eve:
+            print(f"eve: {args.eve} ({args.eve_writer.written} alerts)")
+        if args.profile:
+            _print_profile(args.matcher)
     return status
+
+
+def _print_profile(matcher: Matcher) -> None:
+    rows = matcher.costliest(20)
+    total = sum(p.ns for p in matcher.profiles.values()) or 1
+    print("rule profile (costliest first)")
+    print(
+        f"{'#':>3} {'gid:sid:rev':<20} {'checks':>9} {'matches':>8} {'time ms':>10} {'avg us':>8} {'%':>6}"
+    )
+    for i, (rid, prof) in enumerate(rows, 1):
+        rule = next((r.rule for r in matcher.ruleset.rules if r.rule.id == rid), None)
+        ident = f"{(rule.gid or 1) if rule else 1}:{rid}:{rule.rev if rule else 1}"
+        avg = prof.ns / prof.checks / 1e3 if prof.checks else 0.0
+        print(
+            f"{i:>3} {ident:<20} {prof.checks:>9} {prof.matches:>8} {prof.ns / 1e6:>10.2f} "
+            f"{avg:>8.1f} {100 * prof.ns / total:>6.1f}"
+        )
+
+
+def _records(
+    source: Any, args: argparse.Namespace, stats: PacketPathStats, tick: Any
+) -> Iterator[FlowRecords]:
+    """Flow records of the source; with rules, alerts go to EVE and verdicts to the sink on the way."""
+    if args.matcher is None:
+        yield from iter_flow_records(source, args.flow_config, stats=stats, on_batch=tick)
+        return
+    args.matcher.ruleset_name = ",".join(args.rules)
+    for result in iter_matches(
+        source,
+        args.matcher,
+        args.flow_config,
+        stats=stats,
+        on_batch=tick,
+        checksums=args.checksums,
+        before_batch=args.reloader.between_batches if args.reloader else None,
+    ):
+        if result.alerts:
+            if args.eve_writer is not None:
+                args.eve_writer.write(result.alerts)
+            args.verdicts.write(to_verdicts([a.match for a in result.alerts]))
+        if len(result.ended):
+            yield result.ended
 
 
 def _run_one(kind: str, target: str, args: argparse.Namespace, store: FlowStore) -> int:
@@ -90,7 +304,7 @@ def _run_one(kind: str, target: str, args: argparse.Namespace, store: FlowStore)
         return 2
     try:
         with source, packet_progress(enabled=not args.no_progress) as tick:
-            for records in iter_flow_records(source, args.flow_config, stats=stats, on_batch=tick):
+            for records in _records(source, args, stats, tick):
                 store.write_flows(records, source=target)
                 states.update(records.conn_states())
                 protos.update(str(p) for p in records.columns["proto"].tolist())

@@ -1,0 +1,564 @@
+"""Compiling rules into a `CompiledRuleset`: header tables, fast patterns and Hyperscan databases.
+
+Each enabled rule gets a resolved header (protocols, address sets, port sets,
+flow options), a predicate for its condition (`engine.match.conditions`) and at
+most one fast pattern: the literal the rule names with `fast_pattern`, else its
+longest mandatory content. Fast patterns are compiled into one Hyperscan
+database per inspection buffer (`pkt_data` for packet payloads, and one per
+application buffer such as `http.uri`). A rule with no usable literal goes to
+the slow path: it is tried on every packet its header and vectorizable header
+comparisons admit (see docs/matching.md).
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from dataclasses import dataclass, field
+
+import hyperscan
+import numpy as np
+
+from engine.match.conditions import (
+    ConditionError,
+    Predicate,
+    VectorTest,
+    compile_condition,
+    vector_tests,
+)
+from engine.match.payload import PayloadRuleError
+from engine.match.sets import AddressSet, HeaderError, port_bitmap
+from rules import ast
+from rules.variables import VariableTable
+
+#: Transport protocols of each protocol a header may name.
+TRANSPORTS: dict[str, frozenset[int]] = {
+    "ip": frozenset(range(256)),
+    "tcp": frozenset({6}),
+    "tcp-pkt": frozenset({6}),
+    "tcp-stream": frozenset({6}),
+    "udp": frozenset({17}),
+    "icmp": frozenset({1, 58}),
+    "icmpv6": frozenset({58}),
+    "icmp6": frozenset({58}),
+    "sctp": frozenset({132}),
+}
+_TCP_APPS = frozenset(
+    {
+        "http",
+        "http2",
+        "tls",
+        "ssl",
+        "ssh",
+        "smtp",
+        "ftp",
+        "ftp-data",
+        "smb",
+        "dcerpc",
+        "imap",
+        "pop3",
+        "telnet",
+        "irc",
+        "rdp",
+        "modbus",
+        "dnp3",
+        "enip",
+        "mqtt",
+        "rfb",
+        "pgsql",
+    }
+)
+_UDP_APPS = frozenset({"ntp", "dhcp", "tftp", "snmp", "ikev2", "ike", "quic", "syslog"})
+
+#: Fast patterns shorter than this hit too often to pay for a prefilter callback per
+#: occurrence; their rules take the slow path, prefiltered by header and payload length.
+MIN_FAST_PATTERN = 4
+
+#: Buffers whose fast patterns are scanned in the packet payload.
+PAYLOAD_BUFFERS = frozenset({"pkt_data", "raw_data"})
+
+#: Flow option names and the per-packet facts they need.
+DIRECTION_OPTIONS = {"to_server": 0, "from_client": 0, "to_client": 1, "from_server": 1}
+
+
+def transports_of(protocol: str) -> frozenset[int]:
+    if protocol in TRANSPORTS:
+        return TRANSPORTS[protocol]
+    if protocol in _TCP_APPS:
+        return frozenset({6})
+    if protocol in _UDP_APPS:
+        return frozenset({17})
+    return frozenset({6, 17})
+
+
+@dataclass(frozen=True, slots=True)
+class CompileDiagnostic:
+    """A rule left out of the compiled set, and why."""
+
+    rule_id: int
+    message: str
+    location: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        return f"{where}rule {self.rule_id}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class FastPatternChoice:
+    buffer: str
+    pattern: bytes
+    nocase: bool
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    """One rule ready to run. `index` is its position in `CompiledRuleset.rules`."""
+
+    index: int
+    rule: ast.Rule
+    protocols: frozenset[int]
+    app_protocol: str | None
+    src: AddressSet | None
+    dst: AddressSet | None
+    sport_set: int
+    dport_set: int
+    bidirectional: bool
+    direction: int  # -1 either, 0 to server, 1 to client
+    established: int  # -1 either, 1 established only, 0 not established only
+    frag: int  # -1 either, 1 fragments only, 0 no fragments
+    predicate: Predicate
+    fast_pattern: FastPatternChoice | None
+    min_payload: int  # shortest packet payload the rule can match (its pkt_data contents)
+    required: tuple[tuple[str, bytes, bool], ...]  # (buffer, literal, nocase) that must be present
+    needs_buffers: frozenset[str]  # application buffers the rule cannot match without
+    anchors: tuple[
+        tuple[int, int, bytes, bool], ...
+    ]  # (offset, depth, literal, nocase) in pkt_data
+    vector: tuple[VectorTest, ...]
+    buffers: frozenset[str]
+    sets_bits: bool
+    reads_bits: bool
+    noalert: bool
+
+
+@dataclass(slots=True)
+class PatternDatabase:
+    """A Hyperscan database of one buffer's fast patterns.
+
+    Pattern `i` has length `lengths[i]` and is the fast pattern of the rules
+    `rules[i]` (indexes into `CompiledRuleset.rules`). Patterns of one repeated
+    byte are left out of Hyperscan and listed in `runs`.
+    """
+
+    buffer: str
+    database: hyperscan.Database | None
+    single: hyperscan.Database | None  # the same, reporting once per scan: one buffer at a time
+    lengths: np.ndarray
+    rules: list[np.ndarray]
+    runs: list[tuple[int, int, int, bool]]  # (pattern id, byte, length, nocase) of one-byte runs
+
+
+@dataclass(slots=True)
+class CompiledRuleset:
+    """Everything the matcher needs, built once per rule load and swapped whole on reload."""
+
+    rules: list[CompiledRule]
+    databases: dict[str, PatternDatabase]
+    slow_rules: list[int]
+    address_index: AddressIndex
+    port_sets: np.ndarray  # bool[n_sets, 65536]
+    diagnostics: list[CompileDiagnostic] = field(default_factory=list)
+    compile_seconds: float = 0.0
+    variables: VariableTable = field(default_factory=VariableTable)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    @property
+    def needs_inspection(self) -> bool:
+        """Whether any rule reads an application buffer or names an application protocol."""
+        return any(r.app_protocol is not None or r.buffers - {"pkt_data"} for r in self.rules)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "rules": len(self.rules),
+            "fast_pattern_rules": len(self.rules) - len(self.slow_rules),
+            "slow_path_rules": len(self.slow_rules) + self.address_index.size,
+            "skipped": len(self.diagnostics),
+            "databases": len(self.databases),
+        }
+
+
+@dataclass(slots=True)
+class AddressIndex:
+    """Slow-path rules found by address: the address space cut into elementary
+    segments at every interval boundary, each with the rules whose source (or, for
+    rules with any source, destination) set covers it. Bidirectional rules are
+    looked up with both addresses of a packet."""
+
+    bounds: list[int]  # sorted segment starts (128-bit ints)
+    bounds64: np.ndarray  # the same clipped to uint64, for IPv4-mapped lookups
+    src_offsets: np.ndarray  # CSR: rules of segment i keyed on the packet's source are
+    src_rules: np.ndarray  # src_rules[src_offsets[i]:src_offsets[i + 1]]
+    dst_offsets: np.ndarray  # the same for the packet's destination
+    dst_rules: np.ndarray
+    size: int = 0
+
+    @classmethod
+    def build(cls, rules: list[CompiledRule]) -> AddressIndex:
+        edges: set[int] = {0}
+        keyed: list[tuple[CompiledRule, AddressSet, str]] = []
+        for r in rules:
+            if r.src is not None:
+                keyed.append((r, r.src, "src"))
+            else:
+                assert r.dst is not None
+                keyed.append((r, r.dst, "dst"))
+            aset = keyed[-1][1]
+            edges.update(aset.starts)
+            edges.update(e for e in aset.ends if e < (1 << 128))
+        bounds = sorted(edges)
+        src_lists: list[list[int]] = [[] for _ in bounds]
+        dst_lists: list[list[int]] = [[] for _ in bounds]
+
+        for r, aset, side in keyed:
+            for lo, hi in zip(aset.starts, aset.ends, strict=True):
+                first = bisect.bisect_left(bounds, lo)
+                last = bisect.bisect_left(bounds, hi)
+                for seg in range(first, last):
+                    if side == "src" or r.bidirectional:
+                        src_lists[seg].append(r.index)
+                    if side == "dst" or r.bidirectional:
+                        dst_lists[seg].append(r.index)
+        clipped = np.array([min(b, (1 << 64) - 1) for b in bounds], dtype=np.uint64)
+
+        def csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+            offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+            np.cumsum([len(x) for x in lists], out=offsets[1:])
+            flat = [i for x in lists for i in x]
+            return offsets, np.array(flat, dtype=np.int64)
+
+        so, sr = csr(src_lists)
+        do, dr = csr(dst_lists)
+        return cls(bounds, clipped, so, sr, do, dr, size=len(rules))
+
+    def candidates(
+        self, hi: np.ndarray, lo: np.ndarray, rows: np.ndarray, side: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(row, rule) pairs for the addresses (hi, lo) of `rows`, looked up on `side`."""
+        if not self.size or rows.shape[0] == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        offsets = self.src_offsets if side == "src" else self.dst_offsets
+        flat = self.src_rules if side == "src" else self.dst_rules
+        seg = np.searchsorted(self.bounds64, lo, side="right").astype(np.int64) - 1
+        wide = np.nonzero(hi != 0)[0]
+        if wide.shape[0]:
+            for i in wide.tolist():
+                value = (int(hi[i]) << 64) | int(lo[i])
+                seg[i] = bisect.bisect_right(self.bounds, value) - 1
+        counts = offsets[seg + 1] - offsets[seg]
+        total = int(counts.sum())
+        if total == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        starts = np.zeros(seg.shape[0], dtype=np.int64)
+        np.cumsum(counts[:-1], out=starts[1:])
+        idx = np.arange(total, dtype=np.int64) - np.repeat(starts - offsets[seg], counts)
+        return np.repeat(rows, counts), flat[idx]
+
+
+def _mandatory_sequences(cond: ast.Condition | None) -> list[ast.Sequence]:
+    """Sequences that must hold for the rule to match (reached through And only)."""
+    if cond is None:
+        return []
+    if isinstance(cond, ast.Sequence):
+        return [cond]
+    if isinstance(cond, ast.And):
+        return [s for c in cond.operands for s in _mandatory_sequences(c)]
+    return []
+
+
+def _all_sequences(cond: ast.Condition | None) -> list[ast.Sequence]:
+    if cond is None:
+        return []
+    if isinstance(cond, ast.Sequence):
+        return [cond]
+    if isinstance(cond, ast.And | ast.Or):
+        return [s for c in cond.operands for s in _all_sequences(c)]
+    if isinstance(cond, ast.Not):
+        return _all_sequences(cond.operand)
+    return []
+
+
+def choose_fast_pattern(rule: ast.Rule) -> FastPatternChoice | None:
+    """The rule's fast pattern: its `fast_pattern` content, else its longest mandatory literal."""
+    candidates: list[tuple[ast.Sequence, ast.Content]] = []
+    for seq in _mandatory_sequences(rule.condition):
+        if seq.buffer.transforms or seq.buffer.name == "base64_data":
+            continue
+        for item in seq.items:
+            if isinstance(item, ast.Content) and not item.negated and item.pattern:
+                candidates.append((seq, item))
+    if not candidates:
+        return None
+    chosen = next(((s, c) for s, c in candidates if c.fast_pattern is not None), None)
+    if chosen is None:
+        chosen = max(candidates, key=lambda sc: len(sc[1].pattern))
+    seq, content = chosen
+    pattern = content.pattern
+    fp = content.fast_pattern
+    if fp is not None and fp.offset is not None and fp.length is not None:
+        pattern = pattern[fp.offset : fp.offset + fp.length] or pattern
+    buffer = "pkt_data" if seq.buffer.name in PAYLOAD_BUFFERS else seq.buffer.name
+    return FastPatternChoice(buffer, pattern, content.nocase)
+
+
+def _min_payload(rule: ast.Rule) -> int:
+    """Payload bytes the rule's mandatory packet-payload contents need at least."""
+    need = 0
+    for seq in _mandatory_sequences(rule.condition):
+        if seq.buffer.name in PAYLOAD_BUFFERS and not seq.buffer.transforms:
+            for item in seq.items:
+                if isinstance(item, ast.Content) and not item.negated:
+                    need = max(need, len(item.pattern))
+    return need
+
+
+#: Widest offset/depth window an anchored literal may have to be tested with numpy.
+MAX_ANCHOR_SLACK = 8
+
+
+def _anchored_literals(rule: ast.Rule) -> tuple[tuple[int, int, bytes, bool], ...]:
+    """Mandatory payload contents pinned to a small window by offset/depth: numpy can
+    test them for a whole batch before any rule is evaluated in Python."""
+    out: list[tuple[int, int, bytes, bool]] = []
+    for seq in _mandatory_sequences(rule.condition):
+        if seq.buffer.name not in PAYLOAD_BUFFERS or seq.buffer.transforms:
+            continue
+        for item in seq.items:
+            if not isinstance(item, ast.Content) or item.negated or not item.pattern:
+                continue
+            if item.distance is not None or item.within is not None:
+                continue
+            offset = item.offset if item.offset is not None else 0
+            depth = item.depth
+            if item.startswith and depth is None:
+                depth = len(item.pattern)
+            if not isinstance(offset, int) or not isinstance(depth, int) or offset < 0:
+                continue
+            if len(item.pattern) <= depth <= len(item.pattern) + MAX_ANCHOR_SLACK:
+                pattern = item.pattern.lower() if item.nocase else item.pattern
+                out.append((offset, depth, pattern, item.nocase))
+    return tuple(out)
+
+
+def _required_literals(rule: ast.Rule) -> tuple[tuple[str, bytes, bool], ...]:
+    """Literals that must occur somewhere in their buffer: a cheap test before evaluation."""
+    out: list[tuple[str, bytes, bool]] = []
+    for seq in _mandatory_sequences(rule.condition):
+        if seq.buffer.transforms or seq.buffer.name == "base64_data":
+            continue
+        buffer = "pkt_data" if seq.buffer.name in PAYLOAD_BUFFERS else seq.buffer.name
+        for item in seq.items:
+            if isinstance(item, ast.Content) and not item.negated and item.pattern:
+                pattern = item.pattern.lower() if item.nocase else item.pattern
+                out.append((buffer, pattern, item.nocase))
+    out.sort(key=lambda r: -len(r[1]))
+    return tuple(out)
+
+
+def _escape(pattern: bytes) -> bytes:
+    return "".join(f"\\x{b:02x}" for b in pattern).encode("ascii")
+
+
+def _flow_options(header: ast.Header) -> tuple[int, int, int]:
+    direction = -1
+    established = -1
+    frag = -1
+    for opt in header.flow:
+        if opt in DIRECTION_OPTIONS:
+            direction = DIRECTION_OPTIONS[opt]
+        elif opt == "established":
+            established = 1
+        elif opt == "not_established":
+            established = 0
+        elif opt == "only_frag":
+            frag = 1
+        elif opt == "no_frag":
+            frag = 0
+    return direction, established, frag
+
+
+def _bit_usage(rule: ast.Rule) -> tuple[bool, bool, bool]:
+    sets = any(b.action in ("set", "unset", "toggle", "setx", "reset") for b in rule.bit_actions)
+    noalert = any(b.action == "noalert" for b in rule.bit_actions)
+
+    def reads(cond: ast.Condition | None) -> bool:
+        if cond is None:
+            return False
+        if isinstance(cond, ast.Flowbits):
+            return True
+        if isinstance(cond, ast.And | ast.Or):
+            return any(reads(c) for c in cond.operands)
+        if isinstance(cond, ast.Not):
+            return reads(cond.operand)
+        return False
+
+    return sets, reads(rule.condition), noalert
+
+
+def rule_order(rule: ast.Rule) -> tuple[int, int]:
+    """Evaluation order within a packet: pass rules first, then flowbit setters before readers."""
+    sets, reads, _ = _bit_usage(rule)
+    stage = 0 if sets and not reads else 1 if sets else 3 if reads else 2
+    return (0 if rule.action == "pass" else 1, stage)
+
+
+def compile_ruleset(
+    rules: list[ast.Rule] | tuple[ast.Rule, ...], variables: VariableTable | None = None
+) -> CompiledRuleset:
+    """Compile enabled rules; a rule that cannot be compiled is left out with a diagnostic."""
+    started = time.perf_counter()
+    variables = variables or VariableTable()
+    diagnostics: list[CompileDiagnostic] = []
+    port_index: dict[bytes, int] = {}
+    port_rows: list[np.ndarray] = []
+
+    by_node: dict[ast.Port, int] = {}
+    addresses: dict[ast.Address, AddressSet | None] = {}
+
+    def port_set(node: ast.Port) -> int:
+        if node in by_node:
+            return by_node[node]
+        bitmap = port_bitmap(node, variables)
+        key = np.packbits(bitmap).tobytes()
+        if key not in port_index:
+            port_index[key] = len(port_rows)
+            port_rows.append(bitmap)
+        by_node[node] = port_index[key]
+        return port_index[key]
+
+    def address_set(node: ast.Address) -> AddressSet | None:
+        if node not in addresses:
+            addresses[node] = AddressSet.from_ast(node, variables)
+        return addresses[node]
+
+    compiled: list[CompiledRule] = []
+    ordered = sorted((r for r in rules if r.enabled), key=rule_order)
+    for rule in ordered:
+        try:
+            header = rule.header
+            protocol = header.protocol.lower()
+            protocols = transports_of(protocol)
+            app = None if protocol in TRANSPORTS else protocol
+            src = address_set(header.source)
+            dst = address_set(header.destination)
+            sport = port_set(header.source_ports)
+            dport = port_set(header.destination_ports)
+            predicate = compile_condition(rule.condition, variables)
+        except (HeaderError, ConditionError, PayloadRuleError, KeyError) as exc:
+            diagnostics.append(CompileDiagnostic(rule.id, str(exc), str(rule.span)))
+            continue
+        except Exception as exc:  # an unresolved variable and the like, reported per rule
+            diagnostics.append(
+                CompileDiagnostic(rule.id, f"{type(exc).__name__}: {exc}", str(rule.span))
+            )
+            continue
+        direction, established, frag = _flow_options(header)
+        sets, reads, noalert = _bit_usage(rule)
+        fast = choose_fast_pattern(rule)
+        if fast is not None and len(fast.pattern) < MIN_FAST_PATTERN:
+            fast = None
+        buffers = frozenset(
+            "pkt_data" if s.buffer.name in PAYLOAD_BUFFERS else s.buffer.name
+            for s in _all_sequences(rule.condition)
+        )
+        compiled.append(
+            CompiledRule(
+                index=len(compiled),
+                rule=rule,
+                protocols=protocols,
+                app_protocol=app,
+                src=src,
+                dst=dst,
+                sport_set=sport,
+                dport_set=dport,
+                bidirectional=header.direction == "<>",
+                direction=direction,
+                established=established,
+                frag=frag,
+                predicate=predicate,
+                fast_pattern=fast,
+                min_payload=_min_payload(rule),
+                required=_required_literals(rule),
+                anchors=_anchored_literals(rule),
+                needs_buffers=frozenset(
+                    s.buffer.name
+                    for s in _mandatory_sequences(rule.condition)
+                    if s.buffer.name not in PAYLOAD_BUFFERS and s.buffer.name != "base64_data"
+                ),
+                vector=vector_tests(rule.condition),
+                buffers=buffers,
+                sets_bits=sets,
+                reads_bits=reads,
+                noalert=noalert,
+            )
+        )
+    databases = _build_databases(compiled)
+    slow_all = [r for r in compiled if r.fast_pattern is None]
+    # slow-path rules gated by an address list (IP reputation lists) are looked up
+    # through one interval index instead of being tested one by one
+    gated = [r for r in slow_all if r.src is not None or r.dst is not None]
+    slow = [r.index for r in slow_all if r.src is None and r.dst is None]
+    address_index = AddressIndex.build(gated)
+    ports = np.array(port_rows, dtype=bool) if port_rows else np.zeros((0, 65536), dtype=bool)
+    return CompiledRuleset(
+        rules=compiled,
+        databases=databases,
+        slow_rules=slow,
+        address_index=address_index,
+        port_sets=ports,
+        diagnostics=diagnostics,
+        compile_seconds=time.perf_counter() - started,
+        variables=variables,
+    )
+
+
+def _build_databases(rules: list[CompiledRule]) -> dict[str, PatternDatabase]:
+    by_buffer: dict[str, dict[tuple[bytes, bool], list[int]]] = {}
+    for r in rules:
+        fp = r.fast_pattern
+        if fp is None:
+            continue
+        key = (fp.pattern.lower() if fp.nocase else fp.pattern, fp.nocase)
+        by_buffer.setdefault(fp.buffer, {}).setdefault(key, []).append(r.index)
+    out: dict[str, PatternDatabase] = {}
+    for buffer, patterns in by_buffer.items():
+        keys = list(patterns)
+        # a pattern of one repeated byte matches at every offset of a long run of it
+        # (zero padding, NOP sleds): those are found with numpy instead
+        runs = [(i, p[0], len(p), nocase) for i, (p, nocase) in enumerate(keys) if len(set(p)) == 1]
+        run_ids = {i for i, *_ in runs}
+        literal = [i for i in range(len(keys)) if i not in run_ids]
+        db = single = None
+        if literal:
+            expressions = [_escape(keys[i][0]) for i in literal]
+            flags = [hyperscan.HS_FLAG_CASELESS if keys[i][1] else 0 for i in literal]
+            db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            db.compile(expressions=expressions, ids=literal, elements=len(literal), flags=flags)
+            single = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            single.compile(
+                expressions=expressions,
+                ids=literal,
+                elements=len(literal),
+                flags=[f | hyperscan.HS_FLAG_SINGLEMATCH for f in flags],
+            )
+        out[buffer] = PatternDatabase(
+            buffer=buffer,
+            database=db,
+            single=single,
+            lengths=np.array([len(p) for p, _ in keys], dtype=np.int64),
+            rules=[np.array(patterns[k], dtype=np.int64) for k in keys],
+            runs=runs,
+        )
+    return out

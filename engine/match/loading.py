@@ -1,0 +1,87 @@
+"""Reading rule files for the matcher: `.shrike` files directly, Snort/Suricata `.rules`
+files through the Snort importer, with the default variables of config/variables.yaml."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from rules import RuleErrors, ast
+from rules.variables import VariableTable, load_ruleset, load_variables
+
+DEFAULT_VARIABLES = Path(__file__).resolve().parents[2] / "config" / "variables.yaml"
+
+
+class RuleLoadError(ValueError):
+    """Rules that could not be read at all (missing file, parse errors, no importer)."""
+
+
+def _snort_loader() -> Callable[[Path], tuple[list[ast.Rule], list[str]]]:
+    try:
+        module = importlib.import_module("integrations.snort")
+    except ImportError as exc:
+        raise RuleLoadError(f"Snort rule import is not available: {exc}") from None
+    loader = getattr(module, "load_rules_file", None)
+    if loader is not None:
+        return loader
+    importer = importlib.import_module("integrations.snort.importer")
+
+    def load(path: Path) -> tuple[list[ast.Rule], list[str]]:
+        result = importer.import_file(path)
+        return list(result.rules), [str(d) for d in result.diagnostics]
+
+    return load
+
+
+def default_variables(overrides: Mapping[str, str] | None = None) -> VariableTable:
+    """config/variables.yaml, with address variables replaced by `overrides` (rule syntax)."""
+    table = load_variables(DEFAULT_VARIABLES) if DEFAULT_VARIABLES.exists() else VariableTable()
+    if overrides:
+        from rules import parse_text
+
+        text = "\n".join(
+            f"{'ports' if name.endswith('_PORTS') else 'addresses'} {name} = {value}"
+            for name, value in overrides.items()
+        )
+        defs = [s for s in parse_text(text).statements if isinstance(s, ast.VariableDefinition)]
+        table = table.with_definitions(defs)
+    return table
+
+
+def load_rules(
+    paths: Iterable[str | Path], variables: VariableTable | None = None
+) -> tuple[list[ast.Rule], VariableTable, list[str]]:
+    """Rules of every file (directories: their `*.shrike` and `*.rules` files, sorted).
+
+    Returns the rules, the variables in force and diagnostics (import problems,
+    one line each, with location). Raises `RuleLoadError` when a file cannot be used.
+    """
+    table = variables or default_variables()
+    rules: list[ast.Rule] = []
+    notes: list[str] = []
+    files: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files.extend(sorted([*path.rglob("*.shrike"), *path.rglob("*.rules")]))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise RuleLoadError(f"{path}: no such rule file")
+    for path in files:
+        if path.suffix == ".rules":
+            try:
+                got, diags = _snort_loader()(path)
+            except (OSError, ValueError) as exc:
+                raise RuleLoadError(f"{path}: {exc}") from None
+            rules.extend(got)
+            notes.extend(str(d) for d in diags)
+            continue
+        try:
+            loaded = load_ruleset(path, table)
+        except RuleErrors as exc:
+            raise RuleLoadError(str(exc)) from None
+        rules.extend(loaded.rules)
+        table = loaded.variables
+    return rules, table, notes

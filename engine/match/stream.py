@@ -1,0 +1,94 @@
+"""The packet path with matching: a source through decode, the flow table and the matcher."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from dpdk_io.batch import PacketBatch, Source
+from dpdk_io.errors import CaptureError
+from engine.decode import MALFORMED_REASONS, DecodedBatch, decode
+from engine.flows import FlowRecords, FlowTable, FlowTableConfig
+from engine.match.matcher import Alert, Matcher
+from engine.pipeline import PacketPathStats
+
+ChecksumMask = Callable[[PacketBatch, DecodedBatch], np.ndarray]
+
+
+def checksum_validator(mode: str = "all") -> ChecksumMask | None:
+    """A per-packet bad-checksum mask from `engine.inspect.checksum` (None for `none`, or
+    when checksum verification is not installed)."""
+    if mode == "none":
+        return None
+    try:
+        module = importlib.import_module("engine.inspect.checksum")
+    except ImportError:
+        return None
+    parsed = module.ChecksumMode.parse(mode)
+
+    def bad(batch: PacketBatch, decoded: DecodedBatch) -> np.ndarray:
+        return module.bad_checksum_packets(decoded, parsed)
+
+    return bad
+
+
+@dataclass(slots=True)
+class BatchResult:
+    alerts: list[Alert]
+    ended: FlowRecords
+
+
+def iter_matches(
+    source: Source,
+    matcher: Matcher,
+    config: FlowTableConfig | None = None,
+    *,
+    stats: PacketPathStats | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    checksums: ChecksumMask | None = None,
+    before_batch: Callable[[], None] | None = None,
+) -> Iterator[BatchResult]:
+    """Per batch, the alerts raised and the flows that ended; then the remaining flows.
+
+    `before_batch` runs between batches (hot reload swaps rulesets there).
+    A `CaptureError` is raised after everything read before it was yielded.
+    """
+    table = FlowTable(config or FlowTableConfig())
+    st = stats if stats is not None else PacketPathStats()
+    failure: CaptureError | None = None
+    try:
+        while (batch := source.next_batch()) is not None:
+            if before_batch is not None:
+                before_batch()
+            if not len(batch):
+                continue
+            decoded = decode(batch)
+            st.packets += len(batch)
+            st.rows += len(decoded.rows)
+            st.non_ip += decoded.other
+            for i, c in enumerate(decoded.malformed):
+                if i and c:
+                    name = MALFORMED_REASONS[i]
+                    st.malformed[name] = st.malformed.get(name, 0) + int(c)
+            events = table.update(decoded)
+            bad = checksums(batch, decoded) if checksums is not None else None
+            alerts = matcher.scan(batch, decoded, events, bad)
+            if on_batch is not None:
+                on_batch(len(batch))
+            st.flows += len(events.ended)
+            if alerts or len(events.ended):
+                yield BatchResult(alerts, events.ended)
+    except CaptureError as exc:
+        failure = exc
+    rest = table.flush()
+    st.flows += len(rest)
+    ts = table.stats()
+    st.evicted = ts.evicted
+    st.later_fragments = ts.later_fragments
+    if len(rest):
+        yield BatchResult([], rest)
+    if failure is not None:
+        raise failure

@@ -1,0 +1,295 @@
+"""The matcher on scapy traffic: prefilter, header tests, flow state, flowbits, rates, reload."""
+
+from __future__ import annotations
+
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+
+from engine.match import compile_ruleset
+from rules import parse_text
+from tests.engine.match.traffic import data, handshake, matcher_for, run_packets, sids
+
+HTTP_GET = b"GET /admin/login.php?id=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def rule(body: str, rid: int = 1, header: str = "match tcp") -> str:
+    return f'rule "r{rid}" {{ id {rid} {header} {body} }}\n'
+
+
+def test_fast_pattern_hit_must_lie_inside_one_payload() -> None:
+    # "ABCD" only exists across the boundary of two packets' payloads
+    m = matcher_for(rule('where pkt_data contains "ABCD"'))
+    pkts = [*handshake(), data(b"xxAB"), data(b"CDxx", seq=105)]
+    assert sids(run_packets(m, pkts)) == []
+    assert sids(run_packets(m, [*handshake(), data(b"xABCDx")])) == [1]
+
+
+def test_header_ports_and_addresses() -> None:
+    text = rule(
+        'where pkt_data contains "admin"', 1, "match tcp from 10.0.0.0/24 to any port 80"
+    ) + rule('where pkt_data contains "admin"', 2, "match tcp from 10.9.0.0/16 to any port 80")
+    text += rule('where pkt_data contains "admin"', 3, "match tcp to any port [443, 8443]")
+    text += rule('where pkt_data contains "admin"', 4, "match udp")
+    m = matcher_for(text)
+    assert sorted(sids(run_packets(m, [*handshake(), data(HTTP_GET)]))) == [1]
+
+
+def test_bidirectional_header_matches_either_way() -> None:
+    m = matcher_for(
+        rule('where pkt_data contains "hello"', 7, "match tcp between any port 80 and any")
+    )
+    pkts = [*handshake(), data(b"x"), data(b"hello", to_server=False, seq=501)]
+    assert sids(run_packets(m, pkts)) == [7]
+
+
+def test_flow_direction_and_established() -> None:
+    text = rule('where pkt_data contains "hello"', 1, "match tcp established to_client")
+    text += rule('where pkt_data contains "hello"', 2, "match tcp established to_server")
+    text += rule('where pkt_data contains "hello"', 3, "match tcp not_established")
+    m = matcher_for(text)
+    pkts = [*handshake(), data(b"hello", to_server=False, seq=501)]
+    assert sids(run_packets(m, pkts)) == [1]
+    # before the handshake completes, the same payload is not established
+    syn_data = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2, flags="S") / b"hello"
+    assert sids(run_packets(matcher_for(text), [syn_data])) == [3]
+
+
+def test_header_only_rules_take_the_slow_path() -> None:
+    text = rule("where icmp.type == 8", 10, "match icmp")
+    text += rule("where tcp.flags == S and ip.ttl < 10", 11)
+    text += rule("where tcp.flags has_any FR", 12)
+    text += rule("where dsize > 3", 13, "match udp")
+    m = matcher_for(text)
+    rs = m.ruleset
+    assert len(rs.slow_rules) == 4
+    pkts = [
+        IP(src="1.1.1.1", dst="2.2.2.2") / ICMP(type=8),
+        IP(src="1.1.1.1", dst="2.2.2.2") / ICMP(type=0),
+        IP(src="1.1.1.1", dst="2.2.2.2", ttl=5) / TCP(sport=1, dport=2, flags="S"),
+        IP(src="1.1.1.1", dst="2.2.2.3", ttl=64) / TCP(sport=1, dport=2, flags="S"),
+        IP(src="1.1.1.1", dst="2.2.2.4") / TCP(sport=1, dport=2, flags="FA"),
+        IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=5, dport=6) / b"abcd",
+        IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=5, dport=6) / b"abc",
+    ]
+    alerts = run_packets(m, pkts)
+    assert [(a.match.rule_id, a.match.packet) for a in alerts] == [
+        (10, 1),
+        (11, 3),
+        (12, 5),
+        (13, 6),
+    ]
+
+
+def test_flowbits_set_in_one_packet_gate_a_later_one_per_flow() -> None:
+    text = (
+        'rule "login" { id 1 match tcp where pkt_data contains "LOGIN" '
+        "flowbits set logged_in flowbits noalert }\n"
+        'rule "cmd after login" { id 2 match tcp where flowbits isset logged_in '
+        'and pkt_data contains "DELE" }\n'
+    )
+    m = matcher_for(text)
+    flow_a = [*handshake(cp=1111), data(b"LOGIN x", cp=1111), data(b"DELE y", cp=1111, seq=108)]
+    flow_b = [*handshake(cp=2222), data(b"DELE y", cp=2222)]
+    alerts = run_packets(m, [*flow_a, *flow_b])
+    assert [(a.match.rule_id, a.match.flow.src_port) for a in alerts] == [(2, 1111)]
+
+
+def test_flowbits_reset_when_a_flow_slot_is_reused() -> None:
+    text = (
+        'rule "mark" { id 1 match tcp where pkt_data contains "MARK" flowbits set m flowbits noalert }\n'
+        'rule "marked" { id 2 match tcp where flowbits isset m and pkt_data contains "USE" }\n'
+    )
+    m = matcher_for(text)
+    first = [
+        *handshake(),
+        data(b"MARK"),
+        IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=80, flags="R", seq=105),
+    ]
+    # the same 5-tuple opens a new connection after the reset: its bits start empty
+    second = [*handshake(), data(b"USE")]
+    alerts = run_packets(m, [*first, *second], batch_size=2)
+    assert m.sessions.gen.max() == 2  # the second connection got a fresh generation
+    assert sids(alerts) == []
+    assert sids(
+        run_packets(matcher_for(text), [*handshake(), data(b"MARK"), data(b"USE", seq=105)])
+    ) == [2]
+
+
+def test_threshold_limit_and_detection_filter() -> None:
+    pkts = [IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=5, dport=53) / b"QQQ" for _ in range(6)]
+    limit = matcher_for(
+        'rule "x" { id 1 match udp where pkt_data contains "QQQ" threshold limit 2 per 60s by src }'
+    )
+    assert len(run_packets(limit, pkts)) == 2
+    df = matcher_for(
+        'rule "x" { id 1 match udp where pkt_data contains "QQQ" detection_filter 4 per 60s by src }'
+    )
+    assert [a.match.packet for a in run_packets(df, pkts)] == [5, 6]
+    every = matcher_for(
+        'rule "x" { id 1 match udp where pkt_data contains "QQQ" threshold threshold 3 per 60s by dst }'
+    )
+    assert [a.match.packet for a in run_packets(every, pkts)] == [3, 6]
+
+
+def test_window_distinct_ports() -> None:
+    m = matcher_for(
+        'rule "scan" { id 5 match tcp where tcp.flags == S '
+        "window 60s by src.ip: distinct(dst.port) >= 3 }"
+    )
+    pkts = [
+        IP(src="9.9.9.9", dst="10.0.0.5") / TCP(sport=999, dport=p, flags="S")
+        for p in (22, 22, 80, 443, 8080)
+    ]
+    assert [a.match.packet for a in run_packets(m, pkts)] == [4, 5]
+
+
+def test_pass_rule_suppresses_alerts_on_its_packet() -> None:
+    text = rule('where pkt_data contains "admin"', 1)
+    text += 'rule "allow" { id 2 action pass match tcp where pkt_data contains "login.php" }\n'
+    m = matcher_for(text)
+    assert sids(run_packets(m, [*handshake(), data(HTTP_GET)])) == []
+
+
+def test_swap_installs_a_new_ruleset_and_keeps_flow_state() -> None:
+    m = matcher_for(
+        'rule "mark" { id 1 match tcp where pkt_data contains "MARK" flowbits set m flowbits noalert }'
+    )
+    from dpdk_io.batch import PacketBatch
+    from engine.decode import decode
+    from engine.flows import FlowTable
+    from tests.engine.match.traffic import eth
+
+    table = FlowTable()
+    frames = [bytes(eth(p)) for p in [*handshake(), data(b"MARK"), data(b"USE", seq=105)]]
+
+    def feed(i: int, j: int) -> list[int]:
+        b = PacketBatch.from_packets(
+            frames[i:j], [10**9 * (k + 1) for k in range(i, j)], 1, first_index=i
+        )
+        d = decode(b)
+        return sids(m.scan(b, d, table.update(d)))
+
+    assert feed(0, 4) == []
+    new = compile_ruleset(
+        parse_text(
+            'rule "used" { id 9 match tcp where flowbits isset m and pkt_data contains "USE" }'
+        ).rules
+    )
+    m.swap(new)
+    assert feed(4, 5) == [9]
+
+
+def test_alert_fields() -> None:
+    m = matcher_for(
+        'rule "get" { id 3 rev 4 gid 1 priority 1 classtype web match tcp where pkt_data contains "GET" }'
+    )
+    a = run_packets(m, [*handshake(), data(HTTP_GET)])[0]
+    assert (a.match.packet, a.match.rev, a.match.classtype) == (4, 4, "web")
+    assert (a.src_ip, a.src_port, a.dst_ip, a.dst_port, a.to_server) == (
+        "10.0.0.1",
+        40000,
+        "10.0.0.2",
+        80,
+        True,
+    )
+    assert a.match.flow.community_id.startswith("1:")
+
+
+def test_one_byte_run_patterns_are_found_per_payload() -> None:
+    # a run pattern is searched with the run-length kernel, not Hyperscan
+    m = matcher_for('rule "zeros" { id 4 match tcp where pkt_data contains |00 00 00 00 00 00| }')
+    assert m.ruleset.databases["pkt_data"].runs
+    pkts = [*handshake(), data(b"x" + b"\x00" * 5 + b"y"), data(b"\x00" * 40, seq=108)]
+    assert [a.match.packet for a in run_packets(m, pkts)] == [5]
+
+
+def test_a_flood_of_prefilter_hits_falls_back_to_one_scan_per_payload() -> None:
+    # "ABAB" overlaps itself, so a long run of it hits at every other byte
+    m = matcher_for('rule "abab" { id 6 match udp where pkt_data contains "ABAB" }')
+    pkts = [
+        IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=5, dport=6) / (b"AB" * 400 if i % 2 else b"zz")
+        for i in range(40)
+    ]
+    alerts = run_packets(m, pkts)
+    assert [a.match.packet for a in alerts] == list(range(2, 41, 2))
+    assert m.stats.prefilter_hits < 40 * 8  # the per-payload fallback reported one hit each
+
+
+def test_anchored_short_literal_is_checked_before_evaluation() -> None:
+    m = matcher_for(
+        'rule "bootp" { id 8 match udp to any port 67 where pkt_data { contains |01| depth 1 } }'
+    )
+    assert m.ruleset.rules[0].fast_pattern is None
+    assert m.ruleset.rules[0].anchors == ((0, 1, b"\x01", False),)
+    pkts = [
+        IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=68, dport=67) / b"\x01abc",
+        IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=68, dport=67) / b"\x02\x01bc",
+    ]
+    assert [a.match.packet for a in run_packets(m, pkts)] == [1]
+    assert m.stats.evaluations == 1
+
+
+def test_midstream_flows_are_established_only_when_allowed() -> None:
+    text = rule('where pkt_data contains "hello"', 1, "match tcp established")
+    pkts = [data(b"x"), data(b"y", to_server=False, seq=501), data(b"hello", seq=102)]
+    assert sids(run_packets(matcher_for(text), pkts)) == [1]
+    assert sids(run_packets(matcher_for(text, midstream=False), pkts)) == []
+
+
+def test_later_fragments_only_meet_ip_rules() -> None:
+    text = rule("where icmp.type == 0", 1, "match icmp") + rule(
+        'where pkt_data contains "frag"', 2, "match ip"
+    )
+    m = matcher_for(text)
+    whole = IP(src="1.1.1.1", dst="2.2.2.2", id=7) / ICMP(type=8) / (b"frag" * 20)
+    first, second = bytes(whole)[: 20 + 48], bytes(whole)[20 + 48 :]
+    f1 = IP(src="1.1.1.1", dst="2.2.2.2", id=7, flags="MF", proto=1) / first[20:]
+    f2 = IP(src="1.1.1.1", dst="2.2.2.2", id=7, frag=6, proto=1) / second
+    alerts = run_packets(m, [f1, f2])
+    assert (1, 2) not in [(a.match.rule_id, a.match.packet) for a in alerts]
+
+
+def test_address_list_rules_are_found_through_the_address_index() -> None:
+    text = rule("", 1, "match ip from [192.0.2.7, 198.51.100.0/24] to any")
+    text += rule("", 2, "match ip between 203.0.113.9 and any")
+    text += rule("", 3, "match udp to [192.0.2.0/30]")
+    m = matcher_for(text)
+    assert m.ruleset.address_index.size == 3 and not m.ruleset.slow_rules
+    pkts = [
+        IP(src="192.0.2.7", dst="10.0.0.1") / UDP(sport=1, dport=2),  # 1
+        IP(src="10.0.0.1", dst="192.0.2.2") / UDP(sport=1, dport=2),  # 3
+        IP(src="10.0.0.1", dst="203.0.113.9") / TCP(sport=1, dport=2),  # 2, reverse way
+        IP(src="198.51.100.200", dst="192.0.2.1") / UDP(sport=1, dport=2),  # 1 and 3
+        IP(src="198.51.101.1", dst="10.0.0.1") / UDP(sport=1, dport=2),  # none
+    ]
+    got = sorted((a.match.packet, a.match.rule_id) for a in run_packets(m, pkts))
+    assert got == [(1, 1), (2, 3), (3, 2), (4, 1), (4, 3)]
+
+
+def test_http_rule_reads_a_whole_transaction_across_packets() -> None:
+    from engine.inspect import Inspector
+
+    text = (
+        'rule "post with cookie" { id 21 match http '
+        'where http.method contains "POST" and http.cookie contains "dummy" }'
+    )
+    m = matcher_for(text, inspector=Inspector())
+    request = [
+        data(b"POST / HTTP/1.1\r\n"),
+        data(b"Host: x\r\nCookie: dummy\r\n\r\n", seq=118),
+        data(b"POST / HTTP/1.1\r\nHost: x\r\nCookie: other\r\n\r\n", seq=144),
+    ]
+    alerts = run_packets(m, [*handshake(), *request])
+    assert [(a.match.rule_id, a.match.packet, a.match.app_proto) for a in alerts] == [
+        (21, 5, "http")
+    ]
+
+
+def test_eve_record_of_an_icmp_alert() -> None:
+    from engine.eve import alert_record
+
+    m = matcher_for('rule "ping" { id 30 match icmp where icmp.type == 8 }')
+    ping = IP(src="10.1.1.1", dst="10.1.1.2") / ICMP(type=8, code=0)
+    rec = alert_record(run_packets(m, [ping])[0])
+    assert rec["proto"] == "ICMP" and (rec["icmp_type"], rec["icmp_code"]) == (8, 0)
+    assert "src_port" not in rec and rec["pcap_cnt"] == 1
+    assert rec["packet_info"] == {"linktype": 1, "linktype_name": "EN10MB"}
