@@ -161,7 +161,7 @@ def _match(
         app_proto=app_proto,
         packet=packet,
         action=action,
-        ruleset=ruleset,
+        ruleset=ruleset or (rule.span.file if rule is not None and rule.span.line else None),
         source="snort",
     )
 
@@ -352,6 +352,7 @@ def match_json(match: Match) -> dict[str, Any]:
         "references": list(match.references),
         "app_proto": match.app_proto,
         "packet": match.packet,
+        "ruleset": match.ruleset,
         "flow": {
             "src_ip": flow.src_ip,
             "src_port": flow.src_port,

@@ -126,7 +126,10 @@ def rule_text(rule: ast.Rule) -> tuple[str, list[str]]:
     if metadata:
         writer.add("metadata", ", ".join(metadata))
     for reference in rule.references:
-        writer.add("reference", f"{reference.kind},{reference.value}")
+        value = reference.value
+        if any(ch in value for ch in ';"\\'):
+            value = quote_text(value)
+        writer.add("reference", f"{reference.kind},{value}")
     if rule.classtype is not None:
         writer.add("classtype", rule.classtype)
     if rule.priority is not None:

@@ -69,6 +69,12 @@ def parse_address(text: str) -> ast.Address:
     variable = _VARIABLE.match(text)
     if variable:
         return ast.AddressVariable(variable.group(1))
+    dotted = _IPV4.match(text)
+    if dotted:  # the common case, checked without building an ipaddress object
+        address, _, prefix = text.partition("/")
+        if all(int(octet) <= 255 for octet in address.split(".")) and int(prefix or 0) <= 32:
+            return ast.IpAddress(text)
+        raise Decline(f"{text!r} is not an IPv4 address or network")
     try:
         ipaddress.ip_network(text, strict=False)
     except ValueError:

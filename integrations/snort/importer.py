@@ -4,8 +4,8 @@ Each option goes to the translator that claims its name.  An option nobody
 claims, or a value its translator declines, becomes a `Diagnostic` naming the
 rule's sid and the option's line and column; the rule is still imported,
 disabled, with the option kept verbatim (`OpaqueOption`).  After an unknown
-option the rest of the rule is kept verbatim too, since its meaning (is it a
-buffer? a modifier?) is unknown.
+option the payload options that follow are kept verbatim too, since their
+meaning depends on it (is it a buffer? does it move the cursor?).
 """
 
 from __future__ import annotations
@@ -44,8 +44,15 @@ _TRANSLATORS: tuple[Translator, ...] = (
     *opaque.TRANSLATORS,
 )
 _INDEX = build_index(_TRANSLATORS)
-#: Descriptive options (msg, sid, metadata, ...): still read after an unknown option.
-_DESCRIPTIVE = frozenset(t for t in _INDEX if _INDEX[t] in meta.TRANSLATORS)
+#: Every option name some translator claims.
+CLAIMED_OPTIONS = frozenset(_INDEX)
+#: Descriptive options (msg, sid, metadata, ...), kept on the rule when unreadable.
+_DESCRIPTIVE = frozenset(n for n, t in _INDEX.items() if t in meta.TRANSLATORS)
+#: Options whose meaning does not depend on the options before them (no buffer or
+#: cursor): still translated after an unknown option.
+_POSITION_FREE = _DESCRIPTIVE | frozenset(
+    n for n, t in _INDEX.items() if t in packet.TRANSLATORS or t in state.TRANSLATORS
+)
 #: Options only Snort 2 style rules write on their own (Snort 3 puts them inside `content`).
 _SNORT2_MODIFIERS = frozenset(
     {"nocase", "depth", "offset", "distance", "within", "fast_pattern", "uricontent"}
@@ -62,7 +69,7 @@ class ImportResult:
     texts: tuple[str, ...] = ()  # each rule's Snort text, `# `-prefixed when commented out
 
 
-def _rule_flavor(raw: RawRule) -> str | None:
+def rule_flavor(raw: RawRule) -> str | None:
     """`snort3`, `snort2` or None (undecided) from what one rule shows."""
     for option in raw.options:
         if option.name == "content" and option.value and not option.value.rstrip().endswith('"'):
@@ -76,19 +83,24 @@ def _rule_flavor(raw: RawRule) -> str | None:
     return None
 
 
-def detect_flavor(raws: Iterable[RawRule]) -> str:
-    """The flavour most rules of a file show; Snort 2 style when none shows any."""
+def detect_flavor(shown: Iterable[str | None]) -> str:
+    """The flavour most rules of a file show (`rule_flavor` of each); Snort 2 style
+    when none shows any."""
     votes = {"snort2": 0, "snort3": 0}
-    for raw in raws:
-        flavor = _rule_flavor(raw)
+    for flavor in shown:
         if flavor is not None:
             votes[flavor] += 1
     return "snort3" if votes["snort3"] > votes["snort2"] else "snort2"
 
 
-def import_rule(raw: RawRule, flavor: str = "snort2") -> tuple[ast.Rule, list[Diagnostic]]:
-    """One rule and the diagnostics it raised (empty when imported with full semantics)."""
-    rule = RuleBuilder(_rule_flavor(raw) or flavor, raw.location)
+def import_rule(
+    raw: RawRule, flavor: str = "snort2", shown: str | None = None
+) -> tuple[ast.Rule, list[Diagnostic]]:
+    """One rule and the diagnostics it raised (empty when imported with full semantics).
+
+    `flavor` applies when the rule itself shows none; `shown` is what
+    `rule_flavor(raw)` returned, when the caller already computed it."""
+    rule = RuleBuilder(shown or rule_flavor(raw) or flavor, raw.location)
     try:
         header: ast.Header | None = parse_header(raw.header)
     except Decline as decline:
@@ -153,7 +165,7 @@ def import_rule(raw: RawRule, flavor: str = "snort2") -> tuple[ast.Rule, list[Di
 
 
 def _apply(option: RawOption, rule: RuleBuilder) -> None:
-    if rule.verbatim and option.name not in _DESCRIPTIVE:
+    if rule.verbatim and option.name not in _POSITION_FREE:
         rule.add_opaque(option.name, option.value)
         return
     if rule.pending is not None and not is_content_modifier(option, rule):
@@ -182,9 +194,9 @@ def import_text(text: str, path: str = "<string>", flavor: str = "auto") -> Impo
     if flavor not in FLAVORS:
         raise ValueError(f"unknown flavor {flavor!r}; expected one of {', '.join(FLAVORS)}")
     items = list(iter_rules(text, path))
-    raws = [item for item in items if isinstance(item, RawRule)]
+    shown = {id(item): rule_flavor(item) for item in items if isinstance(item, RawRule)}
     if flavor == "auto":
-        flavor = detect_flavor(raws)
+        flavor = detect_flavor(shown.values())
     elif flavor == "suricata":
         flavor = "snort2"
     rules: list[ast.Rule] = []
@@ -193,7 +205,7 @@ def import_text(text: str, path: str = "<string>", flavor: str = "auto") -> Impo
     report = FileReport(path)
     for item in items:
         if isinstance(item, RawRule):
-            rule, found = import_rule(item, flavor)
+            rule, found = import_rule(item, flavor, shown[id(item)])
         else:
             rule, found = unreadable_rule(item)
         commented = item.commented

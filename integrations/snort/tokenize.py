@@ -172,8 +172,14 @@ def split_rule(
     return RawRule(action, header, options, location, commented, body[offset:].rstrip())
 
 
-def _join_brackets(words: list[str]) -> Iterator[str]:
+def _join_brackets(words: list[str]) -> list[str]:
     """Rejoin `[a, b]` lists that blanks split into several words."""
+    if not any("[" in word for word in words):
+        return words
+    return list(_joined(words))
+
+
+def _joined(words: list[str]) -> Iterator[str]:
     current: list[str] = []
     depth = 0
     for word in words:
@@ -187,8 +193,8 @@ def _join_brackets(words: list[str]) -> Iterator[str]:
 
 
 #: One `name[:value];` option; the value may hold quoted text with `;` and escapes.
-_OPTION = re.compile(
-    r'[\s;]*([A-Za-z0-9_.\-]+)[ \t]*(?:(:)((?:[^;"\\]|\\.|"(?:[^"\\]|\\.)*")*))?(?:;|\Z)'
+_OPTION = re.compile(  # possessive: a value is read one way only, and fast
+    r'[\s;]*+([A-Za-z0-9_.\-]++)[ \t]*+(?:(:)((?:[^;"\\]++|\\.|"(?:[^"\\]++|\\.)*+")*+))?(?:;|\Z)'
 )
 
 
@@ -197,6 +203,8 @@ def _split_options(
 ) -> Iterator[RawOption]:
     i = start
     match = _OPTION.match
+    single = len(logical.starts) == 1  # no continuation lines: columns are offsets
+    _, line, column = logical.starts[0]
     while i < end:
         found = match(body, i, end)
         if found is None:
@@ -205,8 +213,14 @@ def _split_options(
             option, i = _slow_option(body, i, end, logical, path)
             yield option
             continue
-        value = found.group(3).strip() if found.group(2) else None
-        yield RawOption(found.group(1), value, logical.locate(path, found.start(1)))
+        name_start = found.start(1)
+        where = (
+            Location(path, line, column + name_start)
+            if single
+            else logical.locate(path, name_start)
+        )
+        value = found.group(3)
+        yield RawOption(found.group(1), value.strip() if found.group(2) else None, where)
         i = found.end()
 
 
@@ -230,18 +244,10 @@ def _slow_option(
         raise SnortError(f"expected ':' or ';' after option '{name}'", logical.locate(path, j))
     value_start = j + 1
     # An odd quote inside a pcre (`['"]`): Snort itself ends the value at `;`.
-    j = _value_end(body, value_start, end, quotes=False)
+    found = _PLAIN_VALUE.match(body, value_start, end)
+    j = found.end() if found is not None else value_start
     return RawOption(name, body[value_start:j].strip(), where), j + 1
 
 
-_QUOTED_VALUE = re.compile(r'(?:[^;"\\]|\\.|"(?:[^"\\]|\\.)*")*')
+#: A value read up to the first unescaped `;`, quotes or not.
 _PLAIN_VALUE = re.compile(r"(?:[^;\\]|\\.)*")
-
-
-def _value_end(body: str, j: int, end: int, quotes: bool) -> int:
-    """Index of the `;` ending an option value (or `end`); -1 for an unterminated string."""
-    found = (_QUOTED_VALUE if quotes else _PLAIN_VALUE).match(body, j, end)
-    stop = found.end() if found is not None else j  # both patterns match the empty string
-    if stop < end and body[stop] != ";":
-        return -1  # stopped at a quote that never closes
-    return stop

@@ -356,3 +356,26 @@ def test_a_new_grammar_keyword_is_never_read_as_a_name(monkeypatch: pytest.Monke
     assert compare(text) == (1, 0)
     monkeypatch.setattr(_fast_parser, "_RESERVED", {*_fast_parser._RESERVED, "fresh"})
     assert FastParser(text, "t").parse_chunk(0, len(text)) is None
+
+
+RULESETS = ROOT.parent / "shared" / "data" / "rulesets"
+
+
+@pytest.mark.shared
+def test_imported_snort_rules_take_the_fast_path_with_equal_asts() -> None:
+    """Real rules, as `shrike import-snort` prints them: a sample of every shared ruleset."""
+    files = sorted(RULESETS.glob("*/*.rules"))
+    if not files:
+        pytest.skip(f"no rulesets at {RULESETS}")
+    importer = pytest.importorskip("integrations.snort.importer")
+    from rules.formatter import format_statements
+
+    accepted = declined = 0
+    for path in files[::10]:
+        imported = importer.import_file(path).rules[:150]
+        text = "\n".join(format_statements([rule]) for rule in imported)
+        found = compare(text, str(path))
+        accepted += found[0]
+        declined += found[1]
+    assert accepted > 500
+    assert declined <= accepted // 100

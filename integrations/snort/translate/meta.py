@@ -73,20 +73,32 @@ class Reference:
 
 
 class Metadata:
-    """`metadata:key value, key value;` with ATT&CK ids lifted into techniques/tactics."""
+    """`metadata:key value, key value;` with ATT&CK ids lifted into techniques/tactics.
+
+    Rulesets repeat the same entries thousands of times (`deployment Perimeter`),
+    so entries are shared: AST nodes are immutable and compare by value."""
 
     names = frozenset({"metadata"})
+    _CACHE_LIMIT = 50_000
 
-    def translate(self, option: RawOption, rule: RuleBuilder) -> None:
-        entries: list[tuple[str, str]] = []
-        for entry in split_commas(_value(option)):
-            if not entry:
-                continue
-            key, _, value = entry.partition(" ")
+    def __init__(self) -> None:
+        self._entries: dict[str, ast.MetadataEntry] = {}
+
+    def _entry(self, text: str) -> ast.MetadataEntry:
+        entry = self._entries.get(text)
+        if entry is None:
+            key, _, value = text.partition(" ")
             if not _WORD.match(key):
                 raise Decline(f"metadata key {key!r} is not a name")
-            entries.append((key, value.strip()))
-        for key, value in entries:  # only once every entry was readable
+            entry = ast.MetadataEntry(key, value.strip())
+            if len(self._entries) < self._CACHE_LIMIT:
+                self._entries[text] = entry
+        return entry
+
+    def translate(self, option: RawOption, rule: RuleBuilder) -> None:
+        entries = [self._entry(text) for text in split_commas(_value(option)) if text]
+        for entry in entries:  # only once every entry was readable
+            key, value = entry.key, entry.value
             if key == TECHNIQUE_KEY and _TECHNIQUE.match(value):
                 if value not in rule.techniques:
                     rule.techniques.append(value)
@@ -94,7 +106,7 @@ class Metadata:
                 if value not in rule.tactics:
                     rule.tactics.append(value)
             else:
-                rule.metadata.append(ast.MetadataEntry(key, value))
+                rule.metadata.append(entry)
 
 
 class Service:

@@ -20,7 +20,8 @@ REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sn
 RULES = import_text(
     'alert icmp any any -> any any (msg:"PROTOCOL-ICMP Unusual PING detected"; itype:8; '
     "metadata:mitre_technique_id T1018, mitre_tactic_id TA0007; classtype:successful-recon-limited; "
-    "priority:2; sid:29456; rev:3;)\n"
+    "priority:2; sid:29456; rev:3;)\n",
+    "community.rules",
 ).rules
 
 
@@ -56,6 +57,7 @@ def test_alert_json_record_becomes_a_match(tmp_path: Path) -> None:
         tactics=("TA0007",),
         packet=1,
         action="allow",
+        ruleset="community.rules",
         source="snort",
     )
     assert (first.flow.src_ip, first.flow.dst_ip, first.flow.proto) == ("10.0.0.128", "10.0.0.1", 1)

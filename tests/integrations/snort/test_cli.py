@@ -74,6 +74,7 @@ def test_ingest_snort_prints_one_json_match_per_alert(
     record = json.loads(line)
     assert record["rule_id"] == 2000001 and record["source"] == "snort"
     assert record["techniques"] == ["T1071"] and record["severity"] == "high"
+    assert record["ruleset"] == str(rules_file)
     assert record["flow"]["dst_port"] == 80 and record["flow"]["community_id"].startswith("1:")
 
 

@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from integrations.snort.export import export_rules
-from integrations.snort.importer import _INDEX, import_text
+from integrations.snort.importer import CLAIMED_OPTIONS, import_text
 
-NAMES = sorted(_INDEX) + ["krb5_cname", "ber_data", "js_data"]
+NAMES = [*sorted(CLAIMED_OPTIONS), "krb5_cname", "ber_data", "js_data"]
 VALUE_PIECES = [
     '"abc"', '"a|0d 0a|b"', '"x",nocase', '"y",distance 0,within 4', '!"n"', "1", "-3", ">5",
     "1<>9", "2<=>8", "!7", "0x10", "relative", "string,dec", "big", "len", "set,a", "isset,a|b",
@@ -26,17 +26,23 @@ option = st.tuples(
 
 rule = st.tuples(
     st.booleans(),
-    st.sampled_from(["alert tcp any any -> any any", "alert http", "drop udp $A 53 <> !1.2.3.4 [1:9]"]),
+    st.sampled_from(
+        ["alert tcp any any -> any any", "alert http", "drop udp $A 53 <> !1.2.3.4 [1:9]"]
+    ),
     st.lists(option, max_size=8),
     st.integers(min_value=1, max_value=10**6),
 ).map(
-    lambda parts: f"{'# ' if parts[0] else ''}{parts[1]} (msg:\"m\"; {'; '.join(parts[2])}; sid:{parts[3]};)"
+    lambda parts: (
+        f'{"# " if parts[0] else ""}{parts[1]} (msg:"m"; {"; ".join(parts[2])}; sid:{parts[3]};)'
+    )
 )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(rule, min_size=1, max_size=4), st.sampled_from(["snort2", "snort3"]))
-def test_option_soup_imports_keeps_every_rule_and_round_trips(lines: list[str], flavor: str) -> None:
+def test_option_soup_imports_keeps_every_rule_and_round_trips(
+    lines: list[str], flavor: str
+) -> None:
     text = "\n".join(lines) + "\n"
     first = import_text(text, "fuzz.rules", flavor)
     assert first.report.rules == len(lines) == len(first.rules)

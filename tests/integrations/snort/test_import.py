@@ -211,7 +211,7 @@ def test_et_attack_metadata_becomes_attack_tags() -> None:
 
 
 def test_unknown_option_keeps_rule_disabled_with_located_diagnostic() -> None:
-    text = f'{HEAD} (msg:"t"; content:"a"; krb5_cname; content:"b"; sid:77;)'
+    text = f'{HEAD} (msg:"t"; content:"a"; krb5_cname; content:"b"; flowbits:set,x; sid:77;)'
     result = import_text(text, "u.rules")
     (rule,) = result.rules
     assert not rule.enabled
@@ -219,11 +219,12 @@ def test_unknown_option_keeps_rule_disabled_with_located_diagnostic() -> None:
     assert (diagnostic.sid, diagnostic.option) == (77, "krb5_cname")
     assert (diagnostic.location.file, diagnostic.location.line) == ("u.rules", 1)
     assert diagnostic.location.column == text.index("krb5_cname") + 1
-    # everything after the unknown option is kept as written
+    # payload options after the unknown option are kept as written; the rest is read
     assert parts(rule)[1:] == (
         ast.OpaqueOption("krb5_cname"),
         ast.OpaqueOption("content", '"b"'),
     )
+    assert rule.bit_actions == (ast.Flowbits("flowbits", "set", ("x",)),)
     assert result.report.as_json()["unsupported"] == {"krb5_cname": 1}
     assert (result.report.imported, result.report.disabled, result.report.lost) == (0, 1, 0)
 
