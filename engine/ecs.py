@@ -94,6 +94,10 @@ def to_ecs(verdict: Verdict, context: EcsContext = DEFAULT_CONTEXT) -> dict[str,
         related += [verdict.flow.src_ip, verdict.flow.dst_ip]
     if verdict.host:
         related.append(verdict.host)
+        if verdict.flow is None and _is_ip(verdict.host):
+            # a host-level verdict: the host is the scanner (source) or the victim
+            side = verdict.detections[0].key_role if verdict.detections else "source"
+            doc[side] = {"address": verdict.host, "ip": verdict.host}
     for det in verdict.detections:
         if det.flow is not None:
             related += [det.flow.src_ip, det.flow.dst_ip]

@@ -90,7 +90,9 @@ class Detection:
 
     `key` is what the detector tracked (a source address, a pair, a DNS
     domain); `flow` is set when the detection is about one connection, None for
-    host-level findings (a scan, a sweep). `score` is the detector's own
+    host-level findings (a scan, a sweep). `key_role` says which end of the
+    traffic the key is: `source` (a scanner, a brute-forcer) or `destination`
+    (the victim of a flood). `score` is the detector's own
     confidence, 0..1. `evidence` holds the figures that crossed the threshold
     (`{"distinct_ports": 412, "window_s": 60}`), JSON-ready.
     """
@@ -105,6 +107,7 @@ class Detection:
     tactics: tuple[str, ...] = ()
     flow: FlowKey | None = None
     window_start: float | None = None
+    key_role: str = "source"
     evidence: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 

@@ -66,7 +66,8 @@ class HybridEngine:
         slice_seconds: float = 1.0,
         on_flows: Callable[[FlowRecords], None] | None = None,
     ) -> None:
-        self.table = FlowTable(flow_config or FlowTableConfig())
+        self._flow_config = flow_config or FlowTableConfig()
+        self._table: FlowTable | None = None  # made on first use: `observe` callers keep their own
         self.detectors = detectors if detectors is not None else DetectorSet.from_config()
         self.scorer = scorer
         self.fuser = fuser if fuser is not None else Fuser()
@@ -74,6 +75,12 @@ class HybridEngine:
         self.slice_seconds = slice_seconds
         self.on_flows = on_flows  # sees every batch of ended flows (to store them, say)
         self.stats = HybridStats()
+
+    @property
+    def table(self) -> FlowTable:
+        if self._table is None:
+            self._table = FlowTable(self._flow_config)
+        return self._table
 
     @classmethod
     def from_files(
@@ -85,6 +92,7 @@ class HybridEngine:
         model: str | Path | None = None,
         use_model: bool = True,
         matcher: MatchFn | None = None,
+        on_flows: Callable[[FlowRecords], None] | None = None,
     ) -> HybridEngine:
         """An engine from settings files: None loads the shipped detectors.yaml, fusion.yaml
         and anomaly model; `use_model=False` runs without the scorer.
@@ -97,6 +105,7 @@ class HybridEngine:
             scorer=Scorer.load(model) if use_model else None,
             fuser=Fuser(load_fusion_config(fusion)),
             matcher=matcher,
+            on_flows=on_flows,
         )
 
     def process(self, batch: PacketBatch) -> list[Verdict]:
@@ -151,7 +160,8 @@ class HybridEngine:
         return self._count(self.fuser.fuse(matches, detections, scores))
 
     def finish(self) -> list[Verdict]:
-        out = self._fuse([], [], self.table.flush())
+        rest = self._table.flush() if self._table is not None else FlowRecords.empty()
+        out = self._fuse([], [], rest)
         return out + self._count(self.fuser.flush())
 
     def _count(self, verdicts: list[Verdict]) -> list[Verdict]:

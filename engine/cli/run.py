@@ -13,16 +13,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from dpdk_io.errors import CaptureError
+from engine.anomaly.model import ModelError
 from engine.cli.progress import note_first_compile, packet_progress
 from engine.config import ConfigError, load_config
+from engine.detectors.config import DetectorConfigError
 from engine.eve import EveWriter
-from engine.events import Contribution, Match, Verdict
 from engine.flows import FlowRecords
+from engine.fusion import FusionConfigError
+from engine.hybrid import HybridEngine
 from engine.match import Matcher, RuleLoadError, compile_ruleset, load_rules
 from engine.match.compiler import CompiledRuleset
 from engine.match.loading import default_variables
 from engine.match.stream import checksum_validator, iter_matches
-from engine.pipeline import PacketPathStats, iter_flow_records
+from engine.pipeline import PacketPathStats
+from engine.sinks import Sink, SinkError, open_sink
 from engine.sources import SOURCE_KINDS, open_source
 from engine.store import FlowStore, StoreError
 
@@ -70,42 +74,25 @@ def register(sub: Any) -> None:
         default="all",
         help="skip packets with bad checksums (all, the default) or inspect every packet (none)",
     )
+    p.add_argument(
+        "--model",
+        metavar="FILE",
+        help="anomaly model from `shrike train` (default: the model shipped with Shrike)",
+    )
+    p.add_argument("--no-model", action="store_true", help="do not score flows for anomalies")
+    p.add_argument(
+        "--detectors", metavar="FILE", help="detector settings (default: config/detectors.yaml)"
+    )
+    p.add_argument(
+        "--fusion", metavar="FILE", help="verdict fusion settings (default: config/fusion.yaml)"
+    )
+    p.add_argument(
+        "--es-url",
+        help="send verdicts to this Elasticsearch (default: output.elasticsearch.url, "
+        "$SHRIKE_ES_URL; without one, verdicts go to the embedded store)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
-
-
-def to_verdicts(matches: list[Match]) -> list[Verdict]:
-    """One verdict per match, carrying the match as its only contribution.
-
-    Fusion replaces this with its own scoring; the rest of `shrike run` only
-    sees the list of verdicts."""
-    out: list[Verdict] = []
-    for m in matches:
-        out.append(
-            Verdict(
-                ts=m.ts,
-                score=_SCORES.get(m.severity, 50.0),
-                label="malicious" if m.severity in ("high", "critical") else "suspicious",
-                severity=m.severity,
-                flow=m.flow,
-                techniques=m.techniques,
-                tactics=m.tactics,
-                contributions=(
-                    Contribution(
-                        kind="signature",
-                        name=m.title,
-                        reason=f"rule {m.gid}:{m.rule_id}:{m.rev} matched packet {m.packet}",
-                        points=_SCORES.get(m.severity, 50.0),
-                        ref=str(m.rule_id),
-                    ),
-                ),
-                matches=(m,),
-            )
-        )
-    return out
-
-
-_SCORES = {"info": 10.0, "low": 30.0, "medium": 50.0, "high": 75.0, "critical": 95.0}
 
 
 def _inspector_for(ruleset: CompiledRuleset) -> Any:
@@ -115,16 +102,6 @@ def _inspector_for(ruleset: CompiledRuleset) -> Any:
     from engine.inspect import Inspector
 
     return Inspector()
-
-
-class VerdictOutput:
-    """Where verdicts go: the one place a sink (embedded store, Elasticsearch) plugs in."""
-
-    def __init__(self) -> None:
-        self.delivered = 0
-
-    def write(self, verdicts: list[Verdict]) -> None:
-        self.delivered += len(verdicts)
 
 
 class RuleReloader:
@@ -213,22 +190,47 @@ def run(args: argparse.Namespace) -> int:
         if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGHUP, args.reloader.request)
     args.checksums = checksum_validator(args.checksum_mode)
-    args.verdicts = VerdictOutput()
+    try:
+        args.hybrid = HybridEngine.from_files(
+            flow_config=config.flows,
+            detectors=args.detectors,
+            fusion=args.fusion,
+            model=args.model,
+            use_model=not args.no_model,
+        )
+    except (DetectorConfigError, FusionConfigError, ModelError, OSError) as exc:
+        print(f"shrike run: {exc}", file=sys.stderr)
+        return 2
+    try:
+        args.sink = open_sink(
+            config.output, data_dir=args.data_dir or config.data_dir, es_url=args.es_url
+        )
+    except SinkError as exc:
+        print(f"shrike run: {exc}", file=sys.stderr)
+        return 2
     args.eve_writer = EveWriter(args.eve) if args.eve else None
     targets = [("pcap", f) for f in args.pcap] if args.pcap else [(args.source, args.input)]
     status = 0
+    sink: Sink = args.sink
     try:
         with store:
             for kind, target in targets:
                 status = max(status, _run_one(kind, target, args, store))
+            sink.write_batch(args.hybrid.finish())
             print(f"embedded store: {store.path} ({store.count_flows()} flows in all)")
     finally:
         if args.eve_writer is not None:
             args.eve_writer.close()
+        try:
+            sink.close()
+        except SinkError as exc:
+            print(f"shrike run: {exc}", file=sys.stderr)
+            status = max(status, 1)
+    _print_verdicts(args.hybrid, sink)
     if args.matcher is not None:
         st = args.matcher.stats
         print(
-            f"alerts: {st.alerts} ({args.verdicts.delivered} verdicts); "
+            f"alerts: {st.alerts}; "
             f"{st.candidates} candidates, {st.evaluations} rule evaluations"
             + (
                 f"; {st.checksum_skipped} packets with bad checksums skipped"
@@ -241,6 +243,17 @@ def run(args: argparse.Namespace) -> int:
         if args.profile:
             _print_profile(args.matcher)
     return status
+
+
+def _print_verdicts(hybrid: HybridEngine, sink: Sink) -> None:
+    hs, ss = hybrid.stats, sink.stats
+    labels = ", ".join(f"{k} {v}" for k, v in hs.labels.most_common()) or "none"
+    print(f"verdicts: {hs.verdicts} ({labels}); {hs.detections} detections")
+    where = f"verdicts stored: {ss.delivered} in {sink.location}"
+    if ss.dead_lettered:
+        files = ", ".join(str(f) for f in sink.dead_letter_files)
+        where += f"; {ss.dead_lettered} dead-lettered to {files} (send again: shrike es-replay)"
+    print(where)
 
 
 def _print_profile(matcher: Matcher) -> None:
@@ -263,11 +276,12 @@ def _print_profile(matcher: Matcher) -> None:
 def _records(
     source: Any, args: argparse.Namespace, stats: PacketPathStats, tick: Any
 ) -> Iterator[FlowRecords]:
-    """Flow records of the source; with rules, alerts go to EVE and verdicts to the sink on the way."""
-    if args.matcher is None:
-        yield from iter_flow_records(source, args.flow_config, stats=stats, on_batch=tick)
-        return
-    args.matcher.ruleset_name = ",".join(args.rules)
+    """Flow records of the source; on the way, alerts go to EVE, and matches, detections
+    and anomaly scores are fused into verdicts that go to the sink."""
+    hybrid: HybridEngine = args.hybrid
+    sink: Sink = args.sink
+    if args.matcher is not None:
+        args.matcher.ruleset_name = ",".join(args.rules)
     for result in iter_matches(
         source,
         args.matcher,
@@ -277,10 +291,15 @@ def _records(
         checksums=args.checksums,
         before_batch=args.reloader.between_batches if args.reloader else None,
     ):
-        if result.alerts:
-            if args.eve_writer is not None:
-                args.eve_writer.write(result.alerts)
-            args.verdicts.write(to_verdicts([a.match for a in result.alerts]))
+        if result.alerts and args.eve_writer is not None:
+            args.eve_writer.write(result.alerts)
+        matches = [a.match for a in result.alerts]
+        if result.decoded is not None:
+            verdicts = hybrid.observe(result.decoded, result.ended, matches)
+        else:
+            verdicts = hybrid.process_records(result.ended)
+        # called every batch, even with nothing: a sink commits partial batches on time
+        sink.write_batch(verdicts)
         if len(result.ended):
             yield result.ended
 
@@ -311,7 +330,7 @@ def _run_one(kind: str, target: str, args: argparse.Namespace, store: FlowStore)
     except CaptureError as exc:
         print(f"shrike run: {exc}", file=sys.stderr)
         status = 1
-    except StoreError as exc:
+    except (StoreError, SinkError) as exc:
         print(f"shrike run: {exc}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - started

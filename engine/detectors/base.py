@@ -192,6 +192,7 @@ class Tagging:
         window_start: float | None = None,
         evidence: dict[str, Any] | None = None,
         techniques: tuple[str, ...] | None = None,
+        key_role: str = "source",
     ) -> Detection:
         return Detection(
             ts=float(ts),
@@ -204,6 +205,7 @@ class Tagging:
             tactics=self.tactics,
             flow=flow,
             window_start=window_start,
+            key_role=key_role,
             evidence=evidence or {},
         )
 

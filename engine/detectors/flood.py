@@ -139,7 +139,13 @@ class FloodDetector(Detector):
         self.cooldown.fire(ckey, ts)
         out.append(
             self.tag.detection(
-                ts, victim, title, score=score, window_start=ts - self.cfg.window, evidence=evidence
+                ts,
+                victim,
+                title,
+                score=score,
+                window_start=ts - self.cfg.window,
+                evidence=evidence,
+                key_role="destination",
             )
         )
 
@@ -211,7 +217,8 @@ class ReflectionDetector(Detector):
                 self.tag.detection(
                     t,
                     victim,
-                    f"Reflection attack on {victim}: {int(responses)} unsolicited responses "
+                    key_role="destination",
+                    title=f"Reflection attack on {victim}: {int(responses)} unsolicited responses "
                     f"from {int(n)} hosts",
                     score=max(
                         saturating(n, self.cfg.min_reflectors),
@@ -275,7 +282,8 @@ class FanInDetector(Detector):
                 self.tag.detection(
                     t,
                     victim,
-                    f"Fan-in DDoS on {victim}: {attempts} unanswered attempts from {int(n)} sources",
+                    key_role="destination",
+                    title=f"Fan-in DDoS on {victim}: {attempts} unanswered attempts from {int(n)} sources",
                     score=saturating(n, self.cfg.min_sources),
                     window_start=t - self.cfg.window,
                     evidence={"sources": int(n), "attempts": attempts, "window_s": self.cfg.window},

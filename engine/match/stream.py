@@ -37,13 +37,17 @@ def checksum_validator(mode: str = "all") -> ChecksumMask | None:
 
 @dataclass(slots=True)
 class BatchResult:
+    """What one batch gave: its alerts, the flows that ended, and the decoded packets
+    (None for the flows still open at end of input)."""
+
     alerts: list[Alert]
     ended: FlowRecords
+    decoded: DecodedBatch | None = None
 
 
 def iter_matches(
     source: Source,
-    matcher: Matcher,
+    matcher: Matcher | None,
     config: FlowTableConfig | None = None,
     *,
     stats: PacketPathStats | None = None,
@@ -51,7 +55,8 @@ def iter_matches(
     checksums: ChecksumMask | None = None,
     before_batch: Callable[[], None] | None = None,
 ) -> Iterator[BatchResult]:
-    """Per batch, the alerts raised and the flows that ended; then the remaining flows.
+    """Per batch, the alerts raised, the flows that ended and the decoded packets; then
+    the remaining flows. Without a matcher, every batch has no alerts.
 
     `before_batch` runs between batches (hot reload swaps rulesets there).
     A `CaptureError` is raised after everything read before it was yielded.
@@ -74,13 +79,14 @@ def iter_matches(
                     name = MALFORMED_REASONS[i]
                     st.malformed[name] = st.malformed.get(name, 0) + int(c)
             events = table.update(decoded)
-            bad = checksums(batch, decoded) if checksums is not None else None
-            alerts = matcher.scan(batch, decoded, events, bad)
+            alerts: list[Alert] = []
+            if matcher is not None:
+                bad = checksums(batch, decoded) if checksums is not None else None
+                alerts = matcher.scan(batch, decoded, events, bad)
             if on_batch is not None:
                 on_batch(len(batch))
             st.flows += len(events.ended)
-            if alerts or len(events.ended):
-                yield BatchResult(alerts, events.ended)
+            yield BatchResult(alerts, events.ended, decoded)
     except CaptureError as exc:
         failure = exc
     rest = table.flush()

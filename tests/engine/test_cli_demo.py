@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -23,6 +24,15 @@ def test_demo_generates_traffic_and_fills_the_store(
     assert states.get("SF", 0) >= 70
     assert states.get("REJ", 0) >= 90
     assert f"embedded store: {tmp_path / 'shrike.db'} ({total} flows in all)" in out
+
+    # the scan is seen twice over: by the shipped window rule and by the port-scan detector
+    assert main(["alerts", "--data-dir", str(tmp_path), "--format", "json"]) == 0
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    rules = {d["rule"]["id"] for d in docs}
+    assert {"9000001", "port_scan"} <= rules
+    scan = next(d for d in docs if d["rule"]["id"] == "port_scan")
+    assert scan["source"]["ip"] == "203.0.113.66"
+    assert "T1046" in scan["threat"]["technique"]["id"]
 
 
 def test_run_appends_and_reports_a_damaged_capture(

@@ -80,7 +80,9 @@ def test_run_writes_eve_alerts(workdir: Path, capsys: pytest.CaptureFixture[str]
     assert web["timestamp"].startswith("2023-11-14T22:13:20.03")
     assert by_sid[2000002]["pcap_cnt"] == 5
     out = capsys.readouterr().out
-    assert "alerts: 2 (2 verdicts)" in out
+    assert "alerts: 2;" in out
+    # both alerts became verdicts in the embedded store
+    assert "verdicts stored: 2 in embedded store" in out
     assert "rule profile" in out and "1:2000001:3" in out
 
 

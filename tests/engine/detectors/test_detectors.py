@@ -174,6 +174,7 @@ def test_icmp_flood_per_destination_and_single_source() -> None:
     titles = sorted(d.title for d in dets)
     assert len(dets) == 2, titles
     assert all(d.key == "10.9.9.9" and d.techniques == ("T1498.001",) for d in dets)
+    assert all(d.key_role == "destination" for d in dets)  # the key is the victim
     assert any("from 198.51.100.99" in t for t in titles)  # the count-min pair path
     assert not [d for d in run(pkts[:150], cfg) if d.detector == "icmp_flood"]
 
@@ -183,6 +184,7 @@ def test_port_scan_and_allow_list() -> None:
     dets = [d for d in run(pkts) if d.detector == "port_scan"]
     assert len(dets) == 1
     assert dets[0].key == "203.0.113.66" and dets[0].evidence["target"] == "10.0.0.5"
+    assert dets[0].key_role == "source"
     assert dets[0].techniques == ("T1046",)
     allowed = dataclasses.replace(
         DetectorsConfig(), port_scan=PortScanConfig(allow=("203.0.113.0/24",))

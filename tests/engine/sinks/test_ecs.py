@@ -107,7 +107,9 @@ def test_subtechniques_and_derived_tactics() -> None:
     assert threat["tactic"]["id"] == ["TA0007", "TA0043"]
     assert doc["shrike"]["host"] == "198.51.100.1"
     assert doc["related"]["ip"] == ["198.51.100.1"]
-    assert "source" not in doc
+    # a scanner is the source of what it did; the verdict has no flow, so no ports
+    assert doc["source"] == {"address": "198.51.100.1", "ip": "198.51.100.1"}
+    assert "destination" not in doc
     assert doc["event"]["start"] == "2024-05-01T11:59:00.000000Z"
 
 
@@ -201,3 +203,14 @@ def test_documents_share_no_state() -> None:
     second = to_ecs(v)
     assert second["threat"]["technique"]["id"] == ["T1046", "T1595"]
     assert second["threat"]["tactic"]["name"] == ["Discovery", "Reconnaissance"]
+
+
+def test_a_flood_victim_is_the_destination() -> None:
+    scan = scan_verdict()
+    flood = replace(
+        scan,
+        detections=(replace(scan.detections[0], detector="syn_flood", key_role="destination"),),
+    )
+    doc = to_ecs(flood)
+    assert doc["destination"] == {"address": "198.51.100.1", "ip": "198.51.100.1"}
+    assert "source" not in doc
