@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from engine.match.loading import DEFAULT_VARIABLES
 from integrations.snort.load import SNORT_SUFFIXES, is_snort_rules, parse_snort_source
 from rules.lint.config import LintConfig, LintConfigError, discover_config, load_config_file
 from rules.lint.diagnostics import Severity
@@ -18,6 +19,7 @@ from rules.lint.runner import (
     LintInputError,
     collect_rule_files,
     read_source,
+    variables_from_file,
 )
 
 EXIT_CLEAN = 0
@@ -88,13 +90,25 @@ def _load_config(args: argparse.Namespace) -> LintConfig:
     )
 
 
+def _predefined_variables(config: LintConfig, files: list[Path]) -> frozenset[str] | None:
+    """For Snort/Suricata `.rules` files, the variables of the shipped config/variables.yaml
+    (the standard `$HOME_NET`, `$HTTP_PORTS`, ... that Snort predefines), unless the
+    configuration names its own variables file; None leaves the Linter's default."""
+    if config.variables_file is not None or not any(is_snort_rules(path) for path in files):
+        return None
+    if not DEFAULT_VARIABLES.is_file():
+        return None
+    return variables_from_file(DEFAULT_VARIABLES)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         config = _load_config(args)
-        linter = Linter(config)
+        files = collect_rule_files(args.paths, RULE_FILE_SUFFIXES + SNORT_SUFFIXES)
+        linter = Linter(config, predefined_variables=_predefined_variables(config, files))
         sources = [
             read_source(path, parse_snort_source if is_snort_rules(path) else None)
-            for path in collect_rule_files(args.paths, RULE_FILE_SUFFIXES + SNORT_SUFFIXES)
+            for path in files
         ]
         report = linter.lint(sources)
     except (LintConfigError, LintInputError) as error:

@@ -19,13 +19,12 @@ from typing import IO, Any
 
 from engine.events import FlowKey, Match
 from engine.flows import community_id
+from integrations.snort.classifications import PRIORITY_SEVERITY
 from integrations.snort.errors import Location, SnortError
 from rules import ast
 
 FORMATS = ("alert_json", "alert_fast", "unified2")
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "ipv6-icmp": 58, "sctp": 132, "ip": 0}
-#: Snort priorities 1 (highest) .. 4 as Shrike severities.
-PRIORITY_SEVERITY = {1: "high", 2: "medium", 3: "low", 4: "info"}
 
 RuleIndex = Mapping[tuple[int, int], ast.Rule]
 

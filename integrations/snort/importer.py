@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from integrations.snort.classifications import derive_severity
 from integrations.snort.errors import Decline, Diagnostic, Location, SnortError
 from integrations.snort.header import parse_header
 from integrations.snort.report import FileReport
@@ -139,6 +140,7 @@ def import_rule(
         gid=rule.gid,
         action=action,
         enabled=not raw.commented and not rule.issues,
+        severity=derive_severity(rule.priority, rule.classtype, rule.metadata),
         priority=rule.priority,
         classtype=rule.classtype,
         techniques=tuple(rule.techniques),

@@ -135,3 +135,69 @@ def test_a_crashing_check_is_a_tool_error_not_findings(
     (rules_dir / "a.shrike").write_text(CLEAN_RULE)
     assert _run("lint", str(rules_dir)) == 2
     assert "internal error: RuntimeError: boom" in capsys.readouterr().err
+
+
+def _snort_rule(source: str, ports: str, sid: int) -> str:
+    return (
+        f"alert tcp {source} any -> $HOME_NET {ports} "
+        f'(msg:"MALWARE-CNC test {sid}"; content:"abcdef"; classtype:trojan-activity; '
+        f"sid:{sid}; rev:1;)\n"
+    )
+
+
+def _undefined(out: str) -> list[str]:
+    """The SEM002 lines of a concise report."""
+    return [line for line in out.splitlines() if " SEM002 " in line]
+
+
+def test_rules_files_see_the_shipped_variables_as_defined(
+    rules_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.match.loading import DEFAULT_VARIABLES
+    from rules.variables import load_variables
+
+    shipped = load_variables(DEFAULT_VARIABLES)
+    address, port = sorted(shipped.addresses)[-1], sorted(shipped.ports)[-1]
+    assert "NOT_SHIPPED_NET" not in shipped.addresses
+    (rules_dir / "a.rules").write_text(
+        _snort_rule(f"${address}", f"${port}", 1000001)
+        + _snort_rule("$NOT_SHIPPED_NET", "$HTTP_PORTS", 1000002)
+    )
+    assert _run("lint", str(rules_dir), "--select", "SEM002") == 1
+    undefined = _undefined(capsys.readouterr().out)
+    assert len(undefined) == 1
+    assert undefined[0].startswith(f"{rules_dir / 'a.rules'}:2:")
+    assert "$NOT_SHIPPED_NET is not defined" in undefined[0]
+
+
+def test_a_configured_variables_file_replaces_the_shipped_one_for_rules_files(
+    rules_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (rules_dir / "vars.yaml").write_text("addresses:\n  HOME_NET: 10.0.0.0/8\n")
+    (rules_dir / "shrike.yaml").write_text("lint:\n  variables-file: vars.yaml\n")
+    (rules_dir / "a.rules").write_text(_snort_rule("any", "$HTTP_PORTS", 1000001))
+    assert _run("lint", str(rules_dir), "--select", "SEM002") == 1
+    undefined = _undefined(capsys.readouterr().out)
+    assert len(undefined) == 1 and "$HTTP_PORTS is not defined" in undefined[0]
+
+
+def test_shrike_files_alone_do_not_get_the_snort_variables(
+    rules_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (rules_dir / "a.shrike").write_text(CLEAN_RULE.replace("from any", "from $HOME_NET"))
+    assert _run("lint", str(rules_dir), "--select", "SEM002") == 1
+    undefined = _undefined(capsys.readouterr().out)
+    assert len(undefined) == 1 and "$HOME_NET is not defined" in undefined[0]
+
+
+def test_imported_rules_have_a_severity(
+    rules_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (rules_dir / "a.rules").write_text(
+        _snort_rule("any", "any", 1000001)
+        + _snort_rule("any", "any", 1000002).replace("classtype:trojan-activity; ", "")
+    )
+    assert _run("lint", str(rules_dir), "--select", "STY001") == 0  # STY001 is info
+    out = capsys.readouterr().out
+    assert "rule 1000002 has no severity" in out
+    assert "rule 1000001" not in out

@@ -270,3 +270,59 @@ def test_bad_header_keeps_rule_with_header_text() -> None:
     assert not rule.enabled
     assert ast.OpaqueOption("snort_header", "tcp any any => any any") in rule.options
     assert result.diagnostics[0].option == "header"
+
+
+@pytest.mark.parametrize(
+    ("body", "severity"),
+    [
+        ("classtype:trojan-activity;", "high"),
+        ("classtype:bad-unknown;", "medium"),
+        ("classtype:misc-activity;", "low"),
+        ("classtype:tcp-connection;", "info"),
+        ("classtype:exploit-kit;", "high"),  # an Emerging Threats classtype
+        ("classtype:trojan-activity; priority:3;", "low"),  # explicit priority wins
+        ("priority:2; classtype:misc-activity;", "medium"),  # in any order
+        ("priority:1;", "high"),
+        ("priority:9;", "info"),  # less urgent than 4 counts as 4
+        ("classtype:local-custom-class;", None),
+        ("", None),
+    ],
+)
+def test_severity_from_priority_or_classtype(body: str, severity: str | None) -> None:
+    rule = one(body)
+    assert rule.severity == severity
+    assert rule.priority == (int(body.split("priority:")[1][0]) if "priority:" in body else None)
+
+
+@pytest.mark.parametrize(
+    ("value", "severity"),
+    [
+        ("Critical", "critical"),
+        ("Major", "high"),
+        ("Minor", "low"),
+        ("Informational", "info"),
+        ("Unknown", "low"),  # not a severity: the classtype decides
+    ],
+)
+def test_et_signature_severity_wins_over_priority(value: str, severity: str) -> None:
+    rule = one(
+        "classtype:misc-activity; metadata:created_at 2020_01_01, "
+        f"signature_severity {value}, updated_at 2020_01_02;"
+    )
+    assert rule.severity == severity
+    assert ast.MetadataEntry("signature_severity", value) in rule.metadata
+
+
+def test_severity_survives_export_and_reimport_without_a_new_option() -> None:
+    from integrations.snort.export import export_rules
+
+    source = (
+        f'{HEAD} (msg:"a"; content:"x"; classtype:attempted-user; sid:1; rev:1;)\n'
+        f'{HEAD} (msg:"b"; content:"x"; classtype:attempted-user; priority:4; sid:2; rev:1;)\n'
+        f'{HEAD} (msg:"c"; content:"x"; metadata:signature_severity Minor; priority:1; sid:3; rev:1;)\n'
+    )
+    first = import_text(source, "a.rules").rules
+    assert [rule.severity for rule in first] == ["high", "info", "low"]
+    exported = export_rules(first).text
+    assert "severity" not in exported.replace("signature_severity", "")
+    assert import_text(exported, "b.rules").rules == first
