@@ -31,7 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from engine.eve import alert_record  # noqa: E402
 from engine.match import Matcher, compile_ruleset, load_rules  # noqa: E402
-from engine.match.loading import default_variables  # noqa: E402
+from engine.match.loading import (  # noqa: E402
+    apply_thresholds,
+    default_variables,
+    read_threshold_config,
+)
 from engine.match.stream import checksum_validator, iter_matches  # noqa: E402
 from engine.sources import open_source  # noqa: E402
 
@@ -62,8 +66,41 @@ def _lookup(record: dict[str, Any], dotted: str) -> Any:
 _MISSING = object()
 
 
+#: The Suricata version whose expectations are checked: a check that `requires` another
+#: version range (`min-version`, `lt-version`, ...) does not count.
+TARGET_VERSION = (8, 0, 0)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = [int(p) for p in str(text).split(".") if p.isdigit()]
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def applies(requires: dict[str, Any] | None, version: tuple[int, ...] = TARGET_VERSION) -> bool:
+    """Whether a check's `requires` version bounds admit `version` (other requirements,
+    such as features, are not version bounds and are taken as met)."""
+    for key, value in (requires or {}).items():
+        bound = _version(value)
+        if key == "min-version" and version < bound:
+            return False
+        if key == "lt-version" and version >= bound:
+            return False
+        if key == "gt-version" and version <= bound:
+            return False
+        if (
+            key == "version"
+            and version[: len(str(value).split("."))] != bound[: len(str(value).split("."))]
+        ):
+            return False
+    return True
+
+
 def _matches(record: dict[str, Any], want: dict[str, Any]) -> bool:
     for key, expected in want.items():
+        if key == "not-has-key":
+            if _lookup(record, str(expected)) is not _MISSING:
+                return False
+            continue
         got = _lookup(record, key)
         if got is _MISSING:
             return False
@@ -95,12 +132,52 @@ def _bad_checksum_share(pcap: Path) -> float:
     return bad / total if total else 0.0
 
 
+def _size(text: str) -> int:
+    """`1mb`, `64kb`, `4096`: a Suricata size setting in bytes."""
+    units = {"kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}
+    low = text.strip().lower()
+    for suffix, factor in units.items():
+        if low.endswith(suffix):
+            return int(float(low[: -len(suffix)]) * factor)
+    return int(low)
+
+
+def _inspect_config(args: str) -> Any:
+    """The inspector's configuration, with a case's libhtp body limits (the larger of
+    `request-body-limit` and `response-body-limit`) as the body depth."""
+    from engine.inspect import InspectConfig
+
+    limits = [
+        _size(arg.split("=", 1)[1])
+        for arg in args.split()
+        if arg.split("=", 1)[0].endswith(("request-body-limit", "response-body-limit"))
+    ]
+    return InspectConfig(http_body_depth=max(limits)) if limits else InspectConfig()
+
+
+def _threshold_file(folder: Path, args: list[str]) -> Path | None:
+    """The `--set threshold-file=...` of a case's arguments (`${TEST_DIR}` is its folder)."""
+    for arg in " ".join(args).split():
+        if arg.startswith("threshold-file="):
+            path = Path(arg.split("=", 1)[1].replace("${TEST_DIR}", str(folder)))
+            return path if path.exists() else None
+    return None
+
+
 def run_case(folder: Path, case: dict[str, Any], checksums: str = "case") -> CaseResult:
-    result = CaseResult(case["name"], total=len(case.get("alert_checks", [])))
+    checks = [c for c in case.get("alert_checks", []) if applies(c.get("requires"))]
+    result = CaseResult(case["name"], total=len(checks))
     rules_path = folder / case["rules"] if case.get("rules") else None
     pcap_path = folder / case["pcap"]
     try:
         rules, table, notes = load_rules([rules_path] if rules_path else [], default_variables())
+        threshold_file = _threshold_file(folder, case.get("args", []))
+        if threshold_file is not None:
+            entries, th_notes = read_threshold_config(
+                threshold_file.read_text(), str(threshold_file)
+            )
+            rules = apply_thresholds(rules, entries)
+            result.not_imported += th_notes
         disabled = {r.id for r in rules if not r.enabled}
         result.not_imported = [n for n in notes if any(f"sid {sid}:" in n for sid in disabled)]
         compiled = compile_ruleset(rules, table)
@@ -109,18 +186,23 @@ def run_case(folder: Path, case: dict[str, Any], checksums: str = "case") -> Cas
 
         args = " ".join(case.get("args", []))
         matcher = Matcher(
-            compiled, inspector=Inspector(), midstream="stream.midstream=true" in args
+            compiled,
+            inspector=Inspector(_inspect_config(args)),
+            midstream="stream.midstream=true" in args,
+            async_oneside="stream.async-oneside=true" in args,
+            raw_stream=True,
         )
         records: list[dict[str, Any]] = []
         mode = checksum_mode(case.get("args", []), pcap_path) if checksums == "case" else checksums
-        checks = checksum_validator(mode)
+        validator = checksum_validator(mode)
         with open_source("pcap", str(pcap_path)) as source:
-            for batch in iter_matches(source, matcher, checksums=checks):
+            for batch in iter_matches(source, matcher, checksums=validator):
                 records.extend(alert_record(a) for a in batch.alerts)
+        records.extend(alert_record(a) for a in matcher.finish())
     except Exception as exc:  # one broken case must not stop the run
         result.error = f"{type(exc).__name__}: {exc}"
         return result
-    for check in case.get("alert_checks", []):
+    for check in checks:
         want = check["match"]
         got = sum(1 for r in records if _matches(r, want))
         if got == check["count"]:

@@ -77,6 +77,12 @@ MIN_FAST_PATTERN = 4
 #: Buffers whose fast patterns are scanned in the packet payload.
 PAYLOAD_BUFFERS = frozenset({"pkt_data", "raw_data"})
 
+#: Where a TCP rule's packet-payload contents are matched: on each packet only (a
+#: `tcp-pkt` header, `no_stream`, a `dsize` test, or a rule reading application
+#: buffers too), on each packet and on the reassembled stream, or on the stream only
+#: (a `tcp-stream` header, `only_stream`).
+STREAM_NONE, STREAM_ALSO, STREAM_ONLY = 0, 1, 2
+
 #: Flow option names and the per-packet facts they need.
 DIRECTION_OPTIONS = {"to_server": 0, "from_client": 0, "to_client": 1, "from_server": 1}
 
@@ -140,6 +146,7 @@ class CompiledRule:
     sets_bits: bool
     reads_bits: bool
     noalert: bool
+    stream: int = STREAM_NONE  # where its packet-payload contents are matched (STREAM_*)
 
 
 @dataclass(slots=True)
@@ -177,8 +184,12 @@ class CompiledRuleset:
 
     @property
     def needs_inspection(self) -> bool:
-        """Whether any rule reads an application buffer or names an application protocol."""
-        return any(r.app_protocol is not None or r.buffers - {"pkt_data"} for r in self.rules)
+        """Whether any rule reads an application buffer, names an application protocol
+        or is matched on the reassembled stream only."""
+        return any(
+            r.app_protocol is not None or r.buffers - {"pkt_data"} or r.stream == STREAM_ONLY
+            for r in self.rules
+        )
 
     def summary(self) -> dict[str, int]:
         return {
@@ -290,8 +301,10 @@ def _all_sequences(cond: ast.Condition | None) -> list[ast.Sequence]:
     return []
 
 
-def choose_fast_pattern(rule: ast.Rule) -> FastPatternChoice | None:
-    """The rule's fast pattern: its `fast_pattern` content, else its longest mandatory literal."""
+def choose_fast_pattern(rule: ast.Rule, prefer_app: bool = False) -> FastPatternChoice | None:
+    """The rule's fast pattern: its `fast_pattern` content, else its longest mandatory
+    literal (with `prefer_app`, on an application buffer when it has one: a rule also
+    matched on the stream may find its packet-payload literal in earlier segments)."""
     candidates: list[tuple[ast.Sequence, ast.Content]] = []
     for seq in _mandatory_sequences(rule.condition):
         if seq.buffer.transforms or seq.buffer.name == "base64_data":
@@ -302,6 +315,10 @@ def choose_fast_pattern(rule: ast.Rule) -> FastPatternChoice | None:
     if not candidates:
         return None
     chosen = next(((s, c) for s, c in candidates if c.fast_pattern is not None), None)
+    if chosen is None and prefer_app:
+        app = [(s, c) for s, c in candidates if s.buffer.name not in PAYLOAD_BUFFERS]
+        if app:
+            chosen = max(app, key=lambda sc: len(sc[1].pattern))
     if chosen is None:
         chosen = max(candidates, key=lambda sc: len(sc[1].pattern))
     seq, content = chosen
@@ -389,6 +406,36 @@ def _flow_options(header: ast.Header) -> tuple[int, int, int]:
     return direction, established, frag
 
 
+def _reads_field(node: object, name: str) -> bool:
+    """Whether a condition tree refers to the field `name` anywhere."""
+    if isinstance(node, ast.FieldRef):
+        return node.name == name
+    if isinstance(node, tuple | list):
+        return any(_reads_field(n, name) for n in node)
+    if isinstance(node, ast.Node):
+        return any(
+            _reads_field(getattr(node, f), name)
+            for f in getattr(node, "__dataclass_fields__", ())
+            if f != "span"
+        )
+    return False
+
+
+def stream_mode(rule: ast.Rule, buffers: frozenset[str]) -> int:
+    """Where the rule's packet-payload contents are matched (`STREAM_NONE`, `_ALSO`, `_ONLY`)."""
+    header = rule.header
+    protocol = header.protocol.lower()
+    if 6 not in transports_of(protocol) or "pkt_data" not in buffers:
+        return STREAM_NONE
+    if protocol == "tcp-pkt" or "no_stream" in header.flow:
+        return STREAM_NONE
+    if protocol == "tcp-stream" or "only_stream" in header.flow:
+        return STREAM_ONLY
+    if _reads_field(rule.condition, "dsize"):
+        return STREAM_NONE
+    return STREAM_ALSO
+
+
 def _bit_usage(rule: ast.Rule) -> tuple[bool, bool, bool]:
     sets = any(b.action in ("set", "unset", "toggle", "setx", "reset") for b in rule.bit_actions)
     noalert = any(b.action == "noalert" for b in rule.bit_actions)
@@ -466,13 +513,14 @@ def compile_ruleset(
             continue
         direction, established, frag = _flow_options(header)
         sets, reads, noalert = _bit_usage(rule)
-        fast = choose_fast_pattern(rule)
-        if fast is not None and len(fast.pattern) < MIN_FAST_PATTERN:
-            fast = None
         buffers = frozenset(
             "pkt_data" if s.buffer.name in PAYLOAD_BUFFERS else s.buffer.name
             for s in _all_sequences(rule.condition)
         )
+        stream = stream_mode(rule, buffers)
+        fast = choose_fast_pattern(rule, prefer_app=stream != STREAM_NONE)
+        if fast is not None and len(fast.pattern) < MIN_FAST_PATTERN:
+            fast = None
         compiled.append(
             CompiledRule(
                 index=len(compiled),
@@ -502,6 +550,7 @@ def compile_ruleset(
                 sets_bits=sets,
                 reads_bits=reads,
                 noalert=noalert,
+                stream=stream,
             )
         )
     databases = _build_databases(compiled)

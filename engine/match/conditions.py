@@ -229,10 +229,29 @@ def _transform(data: bytes, transforms: tuple[str, ...]) -> bytes:
     return data
 
 
+#: Buffers holding several instances (one per header line), kept as the instances
+#: joined by CRLF (which no instance contains); a sequence holds when it holds on one.
+MULTI_BUFFERS = frozenset({"http.request_header", "http.response_header"})
+
+
 def _compile_sequence(seq: ast.Sequence) -> Predicate:
     steps: tuple[Step, ...] = compile_items(seq.items)
     name = seq.buffer.name
     transforms = seq.buffer.transforms
+
+    if name in MULTI_BUFFERS:
+
+        def any_instance(p: PacketView, s: Scratch) -> bool:
+            raw = p.buffer(name)
+            if raw is None:
+                return False
+            for one in raw.split(b"\r\n"):
+                data = _transform(one, transforms) if transforms else one
+                if match_sequence(steps, BufferView(data), s, p.buffer):
+                    return True
+            return False
+
+        return any_instance
 
     def sequence(p: PacketView, s: Scratch) -> bool:
         raw = s.base64 if name == "base64_data" else p.buffer(name)

@@ -3,6 +3,7 @@ files through the Snort importer, with the default variables of config/variables
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -85,3 +86,67 @@ def load_rules(
         rules.extend(loaded.rules)
         table = loaded.variables
     return rules, table, notes
+
+
+_TRACKS = {"by_src": "src", "by_dst": "dst", "by_rule": "rule", "by_both": "both"}
+
+
+def read_threshold_config(
+    text: str, source: str = "threshold.config"
+) -> tuple[dict[tuple[int, int], ast.Threshold], list[str]]:
+    """Suricata `threshold.config` entries as thresholds by (gid, sid) (sid 0: every
+    rule of that gid), and notes on the lines not applied.
+
+    `threshold` and `event_filter` lines give a `limit`, `threshold` or `both`
+    threshold; `suppress` without an address gives `limit 0` (never alert).
+    `rate_filter`, `suppress` limited to addresses and `track by_flow` are noted and
+    left out.
+    """
+    out: dict[tuple[int, int], ast.Threshold] = {}
+    notes: list[str] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        kind, _, rest = line.partition(" ")
+        fields: dict[str, str] = {}
+        for part in rest.split(","):
+            name, _, value = part.strip().partition(" ")
+            fields[name.strip()] = value.strip()
+        where = f"{source}:{number}"
+        try:
+            key: tuple[int, int] = (int(fields.get("gen_id", "1")), int(fields["sig_id"]))
+            if kind == "suppress":
+                if "ip" in fields:
+                    notes.append(f"{where}: suppress by address is not applied")
+                    continue
+                out[key] = ast.Threshold("limit", 0, 1, "rule")
+                continue
+            if kind not in ("threshold", "event_filter"):
+                notes.append(f"{where}: {kind} is not applied")
+                continue
+            track = _TRACKS.get(fields["track"])
+            if track is None or fields["type"] not in ("limit", "threshold", "both"):
+                notes.append(
+                    f"{where}: track {fields['track']} / type {fields['type']} not applied"
+                )
+                continue
+            count, seconds = int(fields["count"]), int(fields["seconds"])
+        except (KeyError, ValueError) as exc:
+            notes.append(f"{where}: cannot read {line!r} ({exc})")
+            continue
+        out[key] = ast.Threshold(fields["type"], count, seconds, track)
+    return out, notes
+
+
+def apply_thresholds(
+    rules: Iterable[ast.Rule], thresholds: Mapping[tuple[int, int], ast.Threshold]
+) -> list[ast.Rule]:
+    """Rules with a `threshold.config` entry for their (gid, sid), or for sid 0 of their
+    gid, in place of their own thresholds (as Suricata applies the file)."""
+    out: list[ast.Rule] = []
+    for rule in rules:
+        gid = rule.gid or 1
+        th = thresholds.get((gid, rule.id)) or thresholds.get((gid, 0))
+        out.append(dataclasses.replace(rule, thresholds=(th,)) if th is not None else rule)
+    return out

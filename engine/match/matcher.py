@@ -11,6 +11,8 @@ thresholds and windows see packets as they came.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import ipaddress
 import time
 from collections.abc import Hashable
@@ -31,8 +33,8 @@ from engine.decode import (
     DecodedBatch,
 )
 from engine.events import FlowKey, Match
-from engine.flows import FlowEvents, community_id
-from engine.match.compiler import CompiledRule, CompiledRuleset
+from engine.flows import FlowEvents, FlowRecords, community_id
+from engine.match.compiler import STREAM_ALSO, STREAM_ONLY, CompiledRule, CompiledRuleset
 from engine.match.payload import Scratch
 from engine.match.sets import address_int
 from engine.match.state import BitStore, SessionState, ThresholdState, WindowState
@@ -64,6 +66,10 @@ class PacketInspector(Protocol):
     ) -> Any: ...
 
     def end_flow(self, flow: int) -> None: ...
+
+    def flush(self, flow: int) -> list[Any]: ...
+
+    def flows(self) -> list[int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +156,7 @@ class _Packet:
     def __init__(
         self,
         matcher: Matcher,
-        batch: PacketBatch,
+        batch: PacketBatch | None,
         row: np.void,
         payload: bytes,
         slot: int,
@@ -171,8 +177,23 @@ class _Packet:
         self.buffers = buffers
         self.app_proto = app_proto
         self.ts = int(row["ts"]) / 1e9
-        self.wirelen = int(batch.wirelens[int(row["pkt"])])
+        self.wirelen = int(batch.wirelens[int(row["pkt"])]) if batch is not None else 0
         self._cache: dict[str, Any] = {}
+
+    def with_payload(self, payload: bytes) -> _Packet:
+        """The same packet with `payload` as its packet data (a reassembled stream window)."""
+        return _Packet(
+            self._matcher,
+            self._batch,
+            self.row,
+            payload,
+            self.slot,
+            self.gen,
+            self.to_server,
+            self.established,
+            self.buffers,
+            self.app_proto,
+        )
 
     def src_int(self) -> int:
         return address_int(self.row["src"][0], self.row["src"][1])
@@ -230,6 +251,8 @@ class _Packet:
         return None
 
     def _packet_bytes(self, offset: int, length: int) -> bytes:
+        if self._batch is None:  # buffers flushed at a flow's end: no packet
+            return b""
         i = int(self.row["pkt"])
         start = int(self._batch.offsets[i])
         end = start + int(self._batch.caplens[i])
@@ -358,6 +381,26 @@ def _segments_with_runs(
     return [np.nonzero(out[k])[0] for k in range(len(runs))]
 
 
+def header_lines(raw: bytes) -> bytes:
+    """HTTP header lines as `Name: value` (folded lines unfolded, the value's leading
+    whitespace cut to one space), joined by CRLF: the `http.request_header` and
+    `http.response_header` instances."""
+    lines: list[bytes] = []
+    for line in raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t") and lines:
+            lines[-1] += b" " + line.strip()
+            continue
+        name, colon, value = line.partition(b":")
+        lines.append(name.rstrip() + b": " + value.strip() if colon else line)
+    return b"\r\n".join(lines)
+
+
+#: Bytes of a direction's stream kept before a packet's new bytes for stream matching
+#: (the inspector's window may be longer).
+STREAM_CONTEXT = 2048
+
 #: Buffers that open a new application transaction when they appear.
 _TX_START = frozenset({"http.request_line", "http.method", "dns.query"})
 
@@ -372,11 +415,21 @@ class _Transaction:
     fired: set[int] = field(default_factory=set)
 
 
+@dataclass(frozen=True, slots=True)
+class _More:
+    """A further buffer set completed by a packet, shaped like its `PacketContext`."""
+
+    app_proto: str | None
+    buffers: dict[str, bytes]
+
+
 @dataclass(slots=True)
 class _TxView:
     app_proto: str | None
     buffers: dict[str, bytes]
     tx: _Transaction
+    stream: bytes | None = None  # TCP: this direction's reassembled window (PacketContext)
+    stream_new: int = 0  # bytes at the end of `stream` this packet made available
 
 
 @dataclass(slots=True)
@@ -391,6 +444,8 @@ class _RuleArrays:
     established: np.ndarray
     frag: np.ndarray
     any_proto: np.ndarray
+    stream: np.ndarray  # int8: STREAM_NONE / STREAM_ALSO / STREAM_ONLY
+    reads_app: np.ndarray  # bool: the rule reads an application buffer
 
     @classmethod
     def build(cls, rules: list[CompiledRule]) -> _RuleArrays:
@@ -407,6 +462,8 @@ class _RuleArrays:
             established=np.array([r.established for r in rules], dtype=np.int8),
             frag=np.array([r.frag for r in rules], dtype=np.int8),
             any_proto=np.array([len(r.protocols) == 256 for r in rules], dtype=bool),
+            stream=np.array([r.stream for r in rules], dtype=np.int8),
+            reads_app=np.array([bool(r.buffers - {"pkt_data"}) for r in rules], dtype=bool),
         )
 
 
@@ -414,6 +471,16 @@ class _RuleArrays:
 class _Loaded:
     ruleset: CompiledRuleset
     arrays: _RuleArrays
+    stream_slow: list[int] = field(default_factory=list)  # slow-path stream-only rules
+    has_stream_only: bool = False
+    has_stream: bool = False
+
+    @classmethod
+    def of(cls, ruleset: CompiledRuleset) -> _Loaded:
+        rules = ruleset.rules
+        slow = [k for k in ruleset.slow_rules if rules[k].stream == STREAM_ONLY]
+        only = any(r.stream == STREAM_ONLY for r in rules)
+        return cls(ruleset, _RuleArrays.build(rules), slow, only, any(r.stream for r in rules))
 
 
 @dataclass
@@ -430,22 +497,36 @@ class Matcher:
     profile: bool = False
     ruleset_name: str | None = None
     midstream: bool = True  # a TCP flow picked up without its handshake can become established
+    async_oneside: bool = False  # a TCP session seen from one side only can become established
+    # Suricata's raw stream inspection: packet-payload rules also match the reassembled
+    # stream of flows whose application protocol is unknown, and rules that mix them
+    # with application buffers match the stream too; by default only pure payload
+    # rules on flows of a detected protocol (Snort 3 reassembles for detection for the
+    # services it knows)
+    raw_stream: bool = False
     stats: MatcherStats = field(default_factory=MatcherStats)
     profiles: dict[int, RuleProfile] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._loaded = _Loaded(self.ruleset, _RuleArrays.build(self.ruleset.rules))
-        self.sessions = SessionState(1024, midstream=self.midstream)
+        self._loaded = _Loaded.of(self.ruleset)
+        self.sessions = SessionState(
+            1024, midstream=self.midstream, async_oneside=self.async_oneside
+        )
         self.bits = BitStore()
         self.thresholds = ThresholdState()
         self.windows = WindowState()
         self._cid: dict[tuple[int, int], str] = {}
         self._inspected: dict[int, int] = {}  # flow slot -> generation the inspector knows
         self._txs: dict[int, _Transaction] = {}  # flow slot -> current transaction
+        # flow slot -> per direction (0 from the client) its last inspected row as
+        # (rows, index, established per row, link type): what an alert on flushed
+        # buffers reports; rows are gathered into a compact copy after each batch
+        self._last: dict[int, dict[int, tuple[np.ndarray, int, np.ndarray, int]]] = {}
+        self._flushed: list[Alert] = []  # alerts on buffers flushed while inspecting
 
     def swap(self, ruleset: CompiledRuleset) -> None:
         """Use `ruleset` from the next batch on."""
-        self._loaded = _Loaded(ruleset, _RuleArrays.build(ruleset.rules))
+        self._loaded = _Loaded.of(ruleset)
         self.ruleset = ruleset
 
     # ------------------------------------------------------------------
@@ -456,7 +537,36 @@ class Matcher:
         events: FlowEvents,
         bad_checksum: np.ndarray | None = None,
     ) -> list[Alert]:
-        """Alerts raised by the rows of one batch, in row order."""
+        """Alerts raised by the rows of one batch, in row order (preceded by alerts on
+        what earlier flows held back, flushed when their flow-table slot was reused)."""
+        alerts = self._scan(batch, decoded, events, bad_checksum)
+        if self._flushed:
+            self.stats.alerts += len(self._flushed)
+            alerts = self._flushed + alerts
+            self._flushed = []
+        return alerts
+
+    def finish(self) -> list[Alert]:
+        """At the end of the input: flush what every flow's inspector state still holds
+        back (a body's last section, a head cut short), match it, and forget the flows.
+        Alerts on flushed buffers carry no packet number (no packet carried them)."""
+        if self.inspector is None:
+            return []
+        alerts: list[Alert] = []
+        for slot in list(self.inspector.flows()):
+            alerts += self._flush_flow(slot)
+            self.inspector.end_flow(slot)
+            self._last.pop(slot, None)
+        self.stats.alerts += len(alerts)
+        return alerts
+
+    def _scan(
+        self,
+        batch: PacketBatch,
+        decoded: DecodedBatch,
+        events: FlowEvents,
+        bad_checksum: np.ndarray | None = None,
+    ) -> list[Alert]:
         loaded = self._loaded
         rs = loaded.ruleset
         rows = decoded.rows
@@ -466,9 +576,10 @@ class Matcher:
             return []
         row_flow = events.row_flow
         row_new = events.row_new if events.row_new.shape[0] == n else np.zeros(n, np.int8)
-        est, gen = self.sessions.update(
+        est, gen, row_dir = self.sessions.update(
             row_flow, events.row_dir, row_new, rows["proto"], rows["tcp_flags"]
         )
+        events = dataclasses.replace(events, row_dir=row_dir)
         usable = rows["kind"] == KIND_IP
         if bad_checksum is not None:
             bad_rows = bad_checksum[rows["pkt"]]
@@ -482,7 +593,27 @@ class Matcher:
         plen[~usable] = 0
         contexts: dict[int, Any] = {}
         if self.inspector is not None:
-            contexts = self._inspect(batch, rows, row_flow, events.row_dir, gen, pstart, plen)
+            contexts, extras = self._inspect(batch, rows, row_flow, row_dir, gen, pstart, plen, est)
+            if extras:
+                # further transactions completed by one packet (pipelined requests)
+                # become extra rows after the batch's own: a copy of their packet row
+                # that only rules reading application buffers are evaluated on
+                src = np.array([i for i, _ in extras], dtype=np.int64)
+                rows = np.concatenate([rows, rows[src]])
+                usable = np.concatenate([usable, usable[src]])
+                pstart = np.concatenate([pstart, pstart[src]])
+                plen = np.concatenate([plen, plen[src]])
+                est = np.concatenate([est, est[src]])
+                gen = np.concatenate([gen, gen[src]])
+                row_new = np.concatenate([row_new, row_new[src]])
+                events = dataclasses.replace(
+                    events,
+                    row_flow=np.concatenate([row_flow, row_flow[src]]),
+                    row_dir=np.concatenate([row_dir, row_dir[src]]),
+                    row_new=row_new,
+                )
+                for j, (_, view) in enumerate(extras):
+                    contexts[n + j] = view
         cand_rows: list[np.ndarray] = []
         cand_rules: list[np.ndarray] = []
         db = rs.databases.get("pkt_data")
@@ -507,28 +638,174 @@ class Matcher:
                 r, k = rs.address_index.candidates(addr[:, 0], addr[:, 1], live, side)
                 cand_rows.append(r)
                 cand_rules.append(k)
-        if not cand_rows:
-            return []
-        crow = np.concatenate(cand_rows)
-        crule = np.concatenate(cand_rules)
-        if crow.shape[0] == 0:
-            return []
-        keep = usable[crow] & self._header_ok(loaded.arrays, rs, rows, crow, crule, events, est)
-        crow = crow[keep]
-        crule = crule[keep]
+        empty = np.zeros(0, np.int64)
+        crow = np.concatenate(cand_rows) if cand_rows else empty
+        crule = np.concatenate(cand_rules) if cand_rules else empty
+        arrays = loaded.arrays
+        if crow.shape[0]:
+            keep = usable[crow] & (arrays.stream[crule] != STREAM_ONLY)
+            keep &= (crow < n) | arrays.reads_app[crule]
+            keep &= self._header_ok(arrays, rs, rows, crow, crule, events, est)
+            crow = crow[keep]
+            crule = crule[keep]
         if crow.shape[0]:
             keep = self._anchors_ok(rs, batch.data, crow, crule, pstart, plen)
             crow = crow[keep]
             crule = crule[keep]
-        if crow.shape[0] == 0:
+        srow, srule = empty, empty
+        if contexts and (rs.databases.get("pkt_data") is not None or loaded.stream_slow):
+            srow, srule = self._stream_candidates(loaded, rows, usable, plen, contexts)
+        if contexts and crow.shape[0] and self.raw_stream:
+            # a stream rule found through an application buffer is tried on the stream
+            # too: its packet-payload literal may lie in earlier segments
+            mixed = (arrays.stream[crule] != 0) & arrays.reads_app[crule] & (crow < n)
+            if mixed.any():
+                has_stream = np.zeros(rows.shape[0], dtype=bool)
+                with_stream = [r for r, v in contexts.items() if v.stream is not None]
+                has_stream[with_stream] = True
+                mixed &= has_stream[crow]
+                srow = np.concatenate([srow, crow[mixed]])
+                srule = np.concatenate([srule, crule[mixed]])
+        if srow.shape[0]:
+            keep = self._header_ok(arrays, rs, rows, srow, srule, events, est)
+            srow = srow[keep]
+            srule = srule[keep]
+        if crow.shape[0] == 0 and srow.shape[0] == 0:
             return []
-        order = np.lexsort((crule, crow))
-        pairs = np.stack([crow[order], crule[order]], axis=1)
+        on_stream = np.concatenate(
+            [np.zeros(crow.shape[0], np.int64), np.ones(srow.shape[0], np.int64)]
+        )
+        crow = np.concatenate([crow, srow])
+        crule = np.concatenate([crule, srule])
+        order = np.lexsort((on_stream, crule, crow))
+        pairs = np.stack([crow[order], crule[order], on_stream[order]], axis=1)
         if pairs.shape[0] > 1:
             dup = np.all(pairs[1:] == pairs[:-1], axis=1)
             pairs = pairs[np.concatenate([[True], ~dup])]
         self.stats.candidates += int(pairs.shape[0])
         return self._evaluate(batch, rows, pairs, events, est, gen, pstart, plen, contexts)
+
+    def _stream_candidates(
+        self,
+        loaded: _Loaded,
+        rows: np.ndarray,
+        usable: np.ndarray,
+        plen: np.ndarray,
+        contexts: dict[int, Any],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(row, rule) pairs to evaluate on the reassembled stream of TCP rows.
+
+        A row takes part when the inspector gave it new stream bytes (a RST's data
+        does not count). A rule matched on packets and the stream is a candidate
+        when its fast pattern spans the boundary between earlier bytes and the new
+        ones (a pattern wholly inside a packet was tried on that packet); a
+        stream-only rule when its fast pattern ends in the new bytes, or on every
+        such row when it has none. Flows whose application protocol is unknown
+        take only stream-only rules, unless `raw_stream`.
+        """
+        rs = loaded.ruleset
+        arrays = loaded.arrays
+        empty = np.zeros(0, np.int64)
+        proto = rows["proto"]
+        # data on a RST is not taken into the stream (Suricata's stream engine drops it)
+        rst = (rows["tcp_flags"] & 0x04) != 0
+        # (row, window, new bytes, whether stream-only rules alone are tried, payload)
+        picked: list[tuple[int, bytes, int, bool, int]] = []
+        for r, view in contexts.items():
+            data = view.stream
+            if data is None or view.stream_new <= 0 or proto[r] != 6 or not usable[r] or rst[r]:
+                continue
+            same = view.stream_new == len(data) == int(plen[r])
+            unknown = view.app_proto is None and not self.raw_stream
+            picked.append((r, data, view.stream_new, same or unknown, int(plen[r])))
+        if not picked:
+            return empty, empty
+        out_rows: list[np.ndarray] = []
+        out_rules: list[np.ndarray] = []
+        db = rs.databases.get("pkt_data")
+        if db is not None and db.database is not None:
+            hit_rows, hit_rules = self._stream_hits(loaded, db, picked)
+            out_rows.append(hit_rows)
+            out_rules.append(hit_rules)
+        if loaded.stream_slow:
+            mask = np.zeros(rows.shape[0], dtype=bool)
+            slen = np.zeros(rows.shape[0], dtype=np.int64)
+            for r, data, *_ in picked:
+                mask[r] = True
+                slen[r] = len(data)
+            slow_rows, slow_rules = self._slow_candidates(
+                rs, rows, mask, slen, {}, loaded.stream_slow
+            )
+            out_rows.append(slow_rows)
+            out_rules.append(slow_rules)
+        row = np.concatenate(out_rows) if out_rows else empty
+        rule = np.concatenate(out_rules) if out_rules else empty
+        if row.shape[0] == 0:
+            return empty, empty
+        only = np.zeros(rows.shape[0], dtype=bool)
+        only[[r for r, _, _, alone, _ in picked if alone]] = True
+        mode = arrays.stream[rule]
+        keep = (mode == STREAM_ONLY) | ((mode == STREAM_ALSO) & ~only[row])
+        return row[keep], rule[keep]
+
+    def _stream_hits(
+        self, loaded: _Loaded, db: Any, picked: list[tuple[int, bytes, int, bool, int]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fast-pattern hits ending in each row's new stream bytes, as (row, rule)
+        pairs: for stream-only rules all of them, for the other stream rules those not
+        wholly inside the packet's own payload (which leads the new bytes; more follow
+        when it filled a hole). Repeated-byte patterns are not looked for here."""
+        empty = np.zeros(0, np.int64)
+        longest = int(db.lengths.max())
+        windows: list[bytes] = []
+        bounds: list[int] = []
+        own: list[int] = []
+        for _, data, new, _, payload in picked:
+            b = len(data) - new  # first new byte
+            lo = max(0, b - longest + 1)
+            whole = loaded.has_stream_only or new > payload
+            hi = len(data) if whole else min(len(data), b + longest - 1)
+            windows.append(data[lo:hi])
+            bounds.append(b - lo)
+            own.append(b - lo + payload)
+        lens = np.array([len(w) for w in windows], dtype=np.int64)
+        cstart = np.zeros(lens.shape[0], dtype=np.int64)
+        np.cumsum(lens[:-1], out=cstart[1:])
+        ids: list[int] = []
+        ends: list[int] = []
+        budget = _HITS_PER_BUFFER * len(windows) + 1024
+
+        def on_match(pid: int, _from: int, to: int, _flags: int, _ctx: object) -> bool:
+            ids.append(pid)
+            ends.append(to)
+            return len(ids) >= budget
+
+        # a flood of hits stops the scan: the stream candidates found so far are kept
+        with contextlib.suppress(hyperscan.ScanTerminated):
+            db.database.scan(b"".join(windows), match_event_handler=on_match)
+        if not ids:
+            return empty, empty
+        pid = np.array(ids, dtype=np.int64)
+        end = np.array(ends, dtype=np.int64)
+        start = end - db.lengths[pid]
+        seg = np.clip(np.searchsorted(cstart, start, side="right") - 1, 0, None)
+        boundary = cstart[seg] + np.array(bounds, dtype=np.int64)[seg]
+        own_end = cstart[seg] + np.array(own, dtype=np.int64)[seg]
+        ok = (end <= cstart[seg] + lens[seg]) & (end > boundary)
+        spans = ok & ((start < boundary) | (end > own_end))
+        sel = np.array([r for r, *_ in picked], dtype=np.int64)
+        out_rows: list[np.ndarray] = []
+        out_rules: list[np.ndarray] = []
+        for mask, only in ((spans, False), (ok & ~spans, True)):
+            for s_, p_ in set(zip(seg[mask].tolist(), pid[mask].tolist(), strict=True)):
+                rules = db.rules[p_]
+                if only:
+                    rules = rules[loaded.arrays.stream[rules] == STREAM_ONLY]
+                out_rows.append(np.full(rules.shape[0], sel[s_], dtype=np.int64))
+                out_rules.append(rules)
+        if not out_rows:
+            return empty, empty
+        return np.concatenate(out_rows), np.concatenate(out_rules)
 
     # ------------------------------------------------------------------
     def _prefilter_payloads(
@@ -667,6 +944,7 @@ class Matcher:
         usable: np.ndarray,
         plen: np.ndarray,
         contexts: dict[int, Any],
+        only: list[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         proto = rows["proto"]
         present: dict[str, np.ndarray] = {}
@@ -693,7 +971,7 @@ class Matcher:
                 port_masks[(set_id, column)] = got
             return got
 
-        for k in rs.slow_rules:
+        for k in rs.slow_rules if only is None else only:
             rule = rs.rules[k]
             key = rule.protocols
             m = proto_masks.get(key)
@@ -812,9 +1090,13 @@ class Matcher:
         gen: np.ndarray,
         pstart: np.ndarray,
         plen: np.ndarray,
-    ) -> dict[int, _TxView]:
+        est: np.ndarray,
+    ) -> tuple[dict[int, _TxView], list[tuple[int, _TxView]]]:
+        """Per inspected row its transaction view; and (row, view) for each further
+        transaction a row completed (`PacketContext.more`), in order."""
         assert self.inspector is not None
         out: dict[int, _TxView] = {}
+        extras: list[tuple[int, _TxView]] = []
         # only packets with payload, FIN or RST reach the inspector: an empty ACK or SYN
         # adds nothing to reassembly or the parsers, and a flow's first inspected packet
         # is flagged new by its generation, so a reused slot starts afresh
@@ -842,13 +1124,106 @@ class Matcher:
             rows["ts"][idx].tolist(),
             strict=True,
         )
+        last = self._last
+        linktype = batch.linktype
+        keep_rows = bool(self._loaded.arrays.reads_app.any())
+        flows_i = row_flow[idx]
         for i, slot, g, to_server, pr, sp, dp, fl, seq, s, n, ts in columns:
             fresh = seen.get(slot) != g
             if fresh:
+                if slot in seen and keep_rows:
+                    # the slot's earlier flow ended: match what it still held back, on
+                    # its last rows (in this batch, or kept from an earlier one)
+                    earlier = idx[(flows_i == slot) & (idx < i)]
+                    for r in earlier.tolist():
+                        d = 0 if row_dir[r] == 0 else 1
+                        last.setdefault(slot, {})[d] = (
+                            rows[r : r + 1],
+                            0,
+                            est[r : r + 1],
+                            linktype,
+                        )
+                    self._flushed += self._flush_flow(slot)
                 seen[slot] = g
+                last.pop(slot, None)
             ctx = packet(slot, fresh, to_server, pr, sp, dp, fl, seq, mv[s : s + n].tobytes(), ts)
             out[i] = self._transaction(slot, fresh, ctx)
-        return out
+            for more in getattr(ctx, "more", ()):
+                extras.append((i, self._transaction(slot, False, _More(ctx.app_proto, more))))
+        if keep_rows and idx.shape[0]:
+            # keep a copy of each flow direction's last inspected row (not the batch)
+            key = flows_i.astype(np.int64) * 2 + (row_dir[idx] != 0)
+            current = np.array([seen[sl] for sl in flows_i.tolist()], dtype=np.int64)
+            live = gen[idx] == current  # not rows of a flow whose slot was since reused
+            key, pos = key[live], idx[live]
+            uniq, first = np.unique(key[::-1], return_index=True)
+            where = pos[::-1][first]
+            kept_rows, kept_est = rows[where], est[where]
+            for k, kk in enumerate(uniq.tolist()):
+                last.setdefault(kk >> 1, {})[kk & 1] = (kept_rows, k, kept_est, linktype)
+        return out, extras
+
+    def _flush_flow(self, slot: int) -> list[Alert]:
+        """Match the buffers the inspector still holds for the flow in `slot` against
+        the rules reading application buffers, on that direction's last row."""
+        assert self.inspector is not None
+        flush = getattr(self.inspector, "flush", None)
+        per_dir = self._last.get(slot)
+        if flush is None or not per_dir:
+            return []
+        loaded = self._loaded
+        rs = loaded.ruleset
+        app_rules = np.nonzero(loaded.arrays.reads_app & (loaded.arrays.stream != STREAM_ONLY))[0]
+        alerts: list[Alert] = []
+        for ctx in flush(slot):
+            if not ctx.buffers and not getattr(ctx, "more", ()):
+                continue
+            views = [self._transaction(slot, False, ctx)]
+            views += [self._transaction(slot, False, _More(ctx.app_proto, m)) for m in ctx.more]
+            d = 0 if ctx.to_server else 1
+            if d not in per_dir or not app_rules.shape[0]:
+                continue
+            held, at, est_of, linktype = per_dir[d]
+            row = held[at]
+            est = bool(est_of[at])
+            one = held[at : at + 1]
+            events = FlowEvents(
+                row_flow=np.array([slot], dtype=np.int64),
+                row_dir=np.array([d], dtype=np.int8),
+                created=0,
+                ended=FlowRecords.empty(),
+            )
+            crow = np.zeros(app_rules.shape[0], dtype=np.int64)
+            ok = self._header_ok(
+                loaded.arrays, rs, one, crow, app_rules, events, np.array([int(est)], np.uint8)
+            )
+            gen = self._inspected.get(slot, 0)
+            for view in views:
+                if not view.buffers:
+                    continue
+                packet = _Packet(
+                    self, None, row, b"", slot, gen, d == 0, est, view.buffers, view.app_proto
+                )
+                for k in app_rules[ok].tolist():
+                    rule = rs.rules[k]
+                    app = rule.app_protocol
+                    if app is not None and view.app_proto not in (None, _APP_ALIASES.get(app, app)):
+                        continue
+                    if not self._addresses_ok(rule, packet):
+                        continue
+                    if rule.required and not packet.has_literals(rule.required):
+                        continue
+                    if rule.index in view.tx.fired or not self._holds(rule, packet):
+                        continue
+                    view.tx.fired.add(rule.index)
+                    self.stats.matches += 1
+                    self._apply_bits(rule, packet)
+                    if rule.rule.action == "pass":
+                        break
+                    if rule.noalert or not self._rate_ok(rule, packet):
+                        continue
+                    alerts.append(self._alert(None, rule, packet, linktype))
+        return alerts
 
     def _transaction(self, slot: int, fresh: bool, ctx: Any) -> _TxView:
         """The buffers of the transaction this packet adds to.
@@ -863,14 +1238,33 @@ class Matcher:
             tx = _Transaction()
             self._txs[slot] = tx
         new = ctx.buffers
+        stream = getattr(ctx, "stream", None)
+        stream_new = getattr(ctx, "stream_new", 0)
+        if stream is not None:
+            if (
+                stream_new <= 0
+                or not self._loaded.has_stream
+                or (
+                    ctx.app_proto is None
+                    and not self.raw_stream
+                    and not self._loaded.has_stream_only
+                )
+            ):
+                stream = None
+            elif len(stream) > stream_new + STREAM_CONTEXT:
+                stream = stream[-(stream_new + STREAM_CONTEXT) :]
         if not new:
-            return _TxView(ctx.app_proto, {}, tx)
+            return _TxView(ctx.app_proto, {}, tx, stream, stream_new)
         if any(name in new for name in _TX_START):
-            tx.number += 1
-            tx.buffers = {}
-            tx.fired = set()
+            tx = _Transaction(tx.number + 1)
+            self._txs[slot] = tx
         tx.buffers.update(new)
-        return _TxView(ctx.app_proto, dict(tx.buffers), tx)
+        raw_head = new.get("http.header.raw")
+        if raw_head is not None:
+            response = "http.stat_code" in new or "http.response_line" in new
+            name = "http.response_header" if response else "http.request_header"
+            tx.buffers[name] = header_lines(raw_head)
+        return _TxView(ctx.app_proto, dict(tx.buffers), tx, stream, stream_new)
 
     def _evaluate(
         self,
@@ -884,15 +1278,21 @@ class Matcher:
         plen: np.ndarray,
         contexts: dict[int, Any],
     ) -> list[Alert]:
+        """Evaluate (row, rule, on_stream) candidates in row order, then rule order; a
+        rule is tried on a row's stream only when it did not match the packet itself."""
         rs = self._loaded.ruleset
         alerts: list[Alert] = []
         current = -1
         packet: _Packet | None = None
+        stream_view: _Packet | None = None
+        matched: set[int] = set()
         passed = False
-        for r, k in pairs.tolist():
+        for r, k, on_stream in pairs.tolist():
             if r != current:
                 current = r
                 passed = False
+                stream_view = None
+                matched = set()
                 row = rows[r]
                 s = int(pstart[r])
                 ctx = contexts.get(r)
@@ -912,26 +1312,29 @@ class Matcher:
             if passed:
                 continue
             rule = rs.rules[k]
+            target = packet
+            if on_stream:
+                if k in matched:
+                    continue
+                if stream_view is None:
+                    stream_view = packet.with_payload(contexts[r].stream)
+                target = stream_view
             app = rule.app_protocol
             if app is not None and packet.app_proto not in (None, _APP_ALIASES.get(app, app)):
                 continue
             if not self._addresses_ok(rule, packet):
                 continue
-            if rule.required and not packet.has_literals(rule.required):
+            if rule.required and not target.has_literals(rule.required):
                 continue
-            self.stats.evaluations += 1
-            if self.profile:
-                t0 = time.perf_counter_ns()
-                hit = rule.predicate(packet, Scratch())
-                prof = self.profiles.setdefault(rule.rule.id, RuleProfile())
-                prof.ns += time.perf_counter_ns() - t0
-                prof.checks += 1
-                if hit:
-                    prof.matches += 1
-            else:
-                hit = rule.predicate(packet, Scratch())
-            if not hit:
+            if not self._holds(rule, target):
                 continue
+            if (
+                on_stream
+                and not rule.buffers - {"pkt_data"}
+                and not self._new_in_stream(rule, packet, contexts[r])
+            ):
+                continue
+            matched.add(k)
             ctx_r = contexts.get(r)
             if ctx_r is not None and rule.buffers - {"pkt_data"} and ctx_r.buffers:
                 if rule.index in ctx_r.tx.fired:
@@ -947,6 +1350,29 @@ class Matcher:
             alerts.append(self._alert(batch, rule, packet))
         self.stats.alerts += len(alerts)
         return alerts
+
+    def _holds(self, rule: CompiledRule, target: _Packet) -> bool:
+        self.stats.evaluations += 1
+        if not self.profile:
+            return bool(rule.predicate(target, Scratch()))
+        t0 = time.perf_counter_ns()
+        hit = bool(rule.predicate(target, Scratch()))
+        prof = self.profiles.setdefault(rule.rule.id, RuleProfile())
+        prof.ns += time.perf_counter_ns() - t0
+        prof.checks += 1
+        if hit:
+            prof.matches += 1
+        return hit
+
+    @staticmethod
+    def _new_in_stream(rule: CompiledRule, packet: _Packet, view: _TxView) -> bool:
+        """Whether a stream match needs this packet's new bytes: the rule does not hold
+        on the window as it was before them (it alerted then, or would have)."""
+        assert view.stream is not None
+        before = view.stream[: len(view.stream) - view.stream_new]
+        if not before:
+            return True
+        return not rule.predicate(packet.with_payload(before), Scratch())
 
     def _addresses_ok(self, rule: CompiledRule, p: _Packet) -> bool:
         if rule.src is None and rule.dst is None:
@@ -1011,7 +1437,10 @@ class Matcher:
                 return False
         return True
 
-    def _alert(self, batch: PacketBatch, rule: CompiledRule, p: _Packet) -> Alert:
+    def _alert(
+        self, batch: PacketBatch | None, rule: CompiledRule, p: _Packet, linktype: int = 1
+    ) -> Alert:
+        """The alert for `rule` on `p` (no batch: on buffers flushed at a flow's end)."""
         row = p.row
         src = _ip_text(row["src"][0], row["src"][1])
         dst = _ip_text(row["dst"][0], row["dst"][1])
@@ -1048,17 +1477,19 @@ class Matcher:
             tactics=r.tactics,
             references=tuple(f"{ref.kind},{ref.value}" for ref in r.references),
             app_proto=p.app_proto,
-            packet=batch.first_index + int(row["pkt"]) + 1,
+            packet=batch.first_index + int(row["pkt"]) + 1 if batch is not None else None,
             action=r.action,
             ruleset=self.ruleset_name,
         )
-        return Alert(match, src, sport, dst, dport, proto, p.to_server, batch.linktype)
+        link = batch.linktype if batch is not None else linktype
+        return Alert(match, src, sport, dst, dport, proto, p.to_server, link)
 
     def end_flows(self, slots: np.ndarray) -> None:
         """Tell the inspector that these flows ended (their slots may be reused)."""
         if self.inspector is not None:
             for s in slots.tolist():
                 self.inspector.end_flow(int(s))
+                self._last.pop(int(s), None)
 
     def costliest(self, top: int = 20) -> list[tuple[int, RuleProfile]]:
         """Rules by total evaluation time, most expensive first (with `profile`)."""

@@ -9,13 +9,13 @@ afresh when a slot's generation changes.
 from __future__ import annotations
 
 import operator
-from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 
+from engine.windowing import SlidingWindow, WindowSpec
 from rules import ast
 
 # session bits per flow slot
@@ -25,57 +25,91 @@ _S_EST = 4
 _S_ORIG = 8
 _S_RESP = 16
 _S_MIDSTREAM = 32
+_S_SWAP = 64  # the flow's first packet was a SYN-ACK from the initiator: swap directions
+_S_PICKUP = 128  # the flow's first packet was a SYN-ACK
 
 
 @numba.njit(cache=True)
 def session_kernel(
-    row_flow, row_dir, row_new, proto, tcp_flags, midstream, state, gen, out_est, out_gen
+    row_flow,
+    row_dir,
+    row_new,
+    proto,
+    tcp_flags,
+    midstream,
+    async_oneside,
+    state,
+    gen,
+    out_est,
+    out_gen,
+    out_dir,
 ):
-    """Per row: whether its flow is established (after this packet) and the slot's generation.
+    """Per row: whether its flow is established (after this packet), the slot's
+    generation, and the packet's direction (0 from the client, 1 from the server).
 
-    TCP is established once the three-way handshake completes (the initiator's ACK
-    after a SYN-ACK), or, for a flow picked up mid-stream when `midstream` allows it
-    (Snort's default; Suricata's stream.midstream), once both sides have sent; other
-    protocols once both sides have sent.
+    The direction is the flow table's, except for a TCP flow whose first packet is a
+    SYN-ACK: its sender is the server. TCP is established once the three-way
+    handshake completes (the initiator's ACK after a SYN-ACK), or, for a flow picked
+    up mid-stream when `midstream` allows it (Snort's default; Suricata's
+    stream.midstream), once both sides have sent, or at the server's ACK when the
+    flow was picked up at its SYN-ACK; other protocols once both sides have sent. With `async_oneside` (Suricata's stream.async-oneside) a session of
+    which only one side is seen becomes established too: on the client's ACK after
+    its SYN, on the server's ACK after its SYN-ACK, and at once when picked up
+    mid-stream.
     """
     for i in range(row_flow.shape[0]):
         s = row_flow[i]
         if s < 0:
             out_est[i] = 0
             out_gen[i] = 0
+            out_dir[i] = row_dir[i]
             continue
+        f = tcp_flags[i]
+        syn = (f & 0x02) != 0
+        ack = (f & 0x10) != 0
+        tcp = proto[i] == 6
         if row_new[i]:
             gen[s] += 1
             state[s] = 0
+            if tcp and syn and ack:
+                state[s] = _S_PICKUP | (_S_SWAP if row_dir[i] == 0 else 0)
         st = state[s]
         d = row_dir[i]
+        if (st & _S_SWAP) != 0:
+            d = 1 - d
         st |= _S_ORIG if d == 0 else _S_RESP
-        if proto[i] == 6:
-            f = tcp_flags[i]
-            syn = (f & 0x02) != 0
-            ack = (f & 0x10) != 0
+        if tcp:
             if row_new[i] and not syn:
                 st |= _S_MIDSTREAM
             if syn and not ack and d == 0:
                 st |= _S_SYN
             elif syn and ack and d == 1:
                 st |= _S_SYNACK
-            elif ack and not syn and d == 0 and (st & _S_SYNACK) != 0:
-                st |= _S_EST
-            if midstream and (st & _S_MIDSTREAM) != 0 and (st & _S_ORIG) and (st & _S_RESP):
+            elif ack and not syn:
+                handshake = d == 0 and (st & _S_SYNACK) != 0
+                server_side = d == 1 and (st & _S_SYNACK) != 0
+                one_side = (d == 0 and (st & _S_SYN) != 0) or server_side
+                # picked up at its SYN-ACK: the server's ACK completes the pickup
+                pickup = midstream and (st & _S_PICKUP) != 0 and server_side
+                if handshake or pickup or (async_oneside and one_side):
+                    st |= _S_EST
+            both = (st & _S_ORIG) != 0 and (st & _S_RESP) != 0
+            if midstream and (st & _S_MIDSTREAM) != 0 and (async_oneside or both):
                 st |= _S_EST
         elif (st & _S_ORIG) != 0 and (st & _S_RESP) != 0:
             st |= _S_EST
         state[s] = st
         out_est[i] = 1 if (st & _S_EST) != 0 else 0
         out_gen[i] = gen[s]
+        out_dir[i] = d
 
 
 class SessionState:
-    """Established state and generations for every flow-table slot."""
+    """Established state, generations and packet directions for every flow-table slot."""
 
-    def __init__(self, slots: int, *, midstream: bool = True) -> None:
+    def __init__(self, slots: int, *, midstream: bool = True, async_oneside: bool = False) -> None:
         self.midstream = midstream
+        self.async_oneside = async_oneside
         self.state = np.zeros(slots, dtype=np.int64)
         self.gen = np.zeros(slots, dtype=np.int64)
 
@@ -86,7 +120,8 @@ class SessionState:
         row_new: np.ndarray,
         proto: np.ndarray,
         tcp_flags: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row: established (uint8), generation (int64) and direction (int8)."""
         n = row_flow.shape[0]
         if n and int(row_flow.max(initial=-1)) >= self.state.shape[0]:
             grow = int(row_flow.max()) + 1
@@ -94,6 +129,7 @@ class SessionState:
             self.gen = np.concatenate([self.gen, np.zeros(grow, dtype=np.int64)])
         est = np.zeros(n, dtype=np.uint8)
         gen = np.zeros(n, dtype=np.int64)
+        direction = row_dir.astype(np.int8, copy=True)
         if n:
             session_kernel(
                 row_flow.astype(np.int64, copy=False),
@@ -102,12 +138,14 @@ class SessionState:
                 proto,
                 tcp_flags,
                 self.midstream,
+                self.async_oneside,
                 self.state,
                 self.gen,
                 est,
                 gen,
+                direction,
             )
-        return est, gen
+        return est, gen, direction
 
 
 @dataclass(slots=True)
@@ -183,35 +221,41 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 
 @dataclass(slots=True)
 class WindowState:
-    """A rule `window` clause: matching events per group key over a sliding time span."""
+    """Rule `window` clauses on the shared windowing core (`engine.windowing`): one
+    `SlidingWindow` per rule and clause, keyed by the clause's group key.
 
-    events: dict[tuple[int, Hashable], deque[tuple[float, object]]] = field(default_factory=dict)
+    The core slides pane by pane (`WindowSpec.panes` per window), so a window covers
+    its last `duration` seconds to within one pane width, as detectors' windows do.
+    """
+
+    windows: dict[tuple[int, ast.Window], SlidingWindow] = field(default_factory=dict)
 
     def observe(
         self, rule_key: int, window: ast.Window, key: Hashable, value: object, ts: float
     ) -> bool:
         """Add one matching event; whether the aggregate now passes the comparison."""
-        q = self.events.setdefault((rule_key, key), deque())
-        q.append((ts, value))
-        horizon = ts - window.duration.seconds
-        while q and q[0][0] < horizon:
-            q.popleft()
+        sw = self.windows.get((rule_key, window))
+        if sw is None:
+            sw = SlidingWindow(WindowSpec(duration=window.duration.seconds))
+            self.windows[(rule_key, window)] = sw
         fn = window.aggregate.function
-        values = [v for _, v in q]
         if fn == "count":
-            agg: float = len(values)
+            sw.add(key, ts)
         elif fn == "distinct":
-            agg = len(set(values))
+            sw.add(key, ts, item=_item(value))
         else:
-            nums = [float(v) for v in values if isinstance(v, int | float)]
-            if not nums:
-                return False
-            if fn == "sum":
-                agg = sum(nums)
-            elif fn == "min":
-                agg = min(nums)
-            elif fn == "max":
-                agg = max(nums)
-            else:
-                agg = sum(nums) / len(nums)
-        return _OPS[window.operator](agg, window.threshold)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                sw.add(key, ts, value=float(value))
+            if sw.aggregate(key, "count") == 0:
+                return False  # no numeric value to aggregate yet
+        return _OPS[window.operator](sw.aggregate(key, fn), window.threshold)
+
+
+def _item(value: object) -> int | str | bytes | tuple[object, ...]:
+    """The item a `distinct` aggregate counts (anything other than an int, str, bytes or
+    tuple by its text)."""
+    if isinstance(value, int | str | bytes | tuple):
+        return value
+    if isinstance(value, set | frozenset | list):
+        return tuple(sorted(map(repr, value)))
+    return repr(value)

@@ -142,6 +142,34 @@ def test_window_distinct_ports() -> None:
     assert [a.match.packet for a in run_packets(m, pkts)] == [4, 5]
 
 
+def test_window_slides_on_the_shared_windowing_core() -> None:
+    from engine.windowing import SlidingWindow
+
+    def scan_rule(duration: str, agg: str) -> str:
+        return (
+            f'rule "w" {{ id 6 match udp where pkt_data contains "PING" '
+            f"window {duration} by src.ip: {agg} }}"
+        )
+
+    def burst(n: int, size: int = 4) -> list[IP]:
+        return [
+            IP(src="9.9.9.9", dst="10.0.0.5") / UDP(sport=999, dport=53) / (b"PING" * size)
+            for _ in range(n)
+        ]
+
+    # two events now and two 5 s later: a 1 s window never holds three, a 60 s one does
+    short = matcher_for(scan_rule("1s", "count() >= 3"))
+    long = matcher_for(scan_rule("60s", "count() >= 3"))
+    for m in (short, long):
+        run_packets(m, burst(2))
+    assert run_packets(short, burst(2), start=1_700_000_005.0) == []
+    assert len(run_packets(long, burst(2), start=1_700_000_005.0)) == 2
+    assert all(isinstance(w, SlidingWindow) for w in long.windows.windows.values())
+    # a numeric aggregate over a packet field: payloads of 16 bytes pass 40 on the third
+    total = matcher_for(scan_rule("60s", "sum(dsize) > 40"))
+    assert [a.match.packet for a in run_packets(total, burst(4))] == [3, 4]
+
+
 def test_pass_rule_suppresses_alerts_on_its_packet() -> None:
     text = rule('where pkt_data contains "admin"', 1)
     text += 'rule "allow" { id 2 action pass match tcp where pkt_data contains "login.php" }\n'

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
@@ -20,7 +24,7 @@ MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
 
 
 def eth(p: Packet) -> Packet:
-    return Ether(**MACS) / p
+    return Ether(src=MACS["src"], dst=MACS["dst"]) / p
 
 
 def matcher_for(text: str, variables: VariableTable | None = None, **kw: object) -> Matcher:
@@ -79,3 +83,14 @@ def data(
     if to_server:
         return IP(src=c, dst=s) / TCP(sport=cp, dport=sp, flags="PA", seq=seq, ack=501) / payload
     return IP(src=s, dst=c) / TCP(sport=sp, dport=cp, flags="PA", seq=seq, ack=101) / payload
+
+
+def load_bench() -> ModuleType:
+    """bench/suricata_verify.py as a module (bench/ is not a package)."""
+    path = Path(__file__).resolve().parents[3] / "bench" / "suricata_verify.py"
+    spec = importlib.util.spec_from_file_location("suricata_verify_bench", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while defining
+    spec.loader.exec_module(module)
+    return module
