@@ -124,9 +124,10 @@ class HybridEngine:
             out.extend(self._fuse(matches, detections, events.ended))
         return out
 
-    def process_records(self, records: FlowRecords) -> list[Verdict]:
-        """Flow-level work only: flow detectors, scorer and fusion over ended flows."""
-        return self._fuse([], [], records)
+    def process_records(self, records: FlowRecords, matches: Sequence[Match] = ()) -> list[Verdict]:
+        """Flow-level work only: flow detectors, scorer and fusion over ended flows, with
+        any signature matches raised without a packet (a flow's data flushed at its end)."""
+        return self._fuse(list(matches), [], records)
 
     def observe(
         self, decoded: DecodedBatch, ended: FlowRecords, matches: Sequence[Match] = ()

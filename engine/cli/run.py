@@ -302,6 +302,13 @@ def _records(
         sink.write_batch(verdicts)
         if len(result.ended):
             yield result.ended
+    if args.matcher is not None:
+        # what the inspector still held back at the end of input (a body's last section)
+        late = args.matcher.finish()
+        if late:
+            if args.eve_writer is not None:
+                args.eve_writer.write(late)
+            sink.write_batch(hybrid.process_records(FlowRecords.empty(), [a.match for a in late]))
 
 
 def _run_one(kind: str, target: str, args: argparse.Namespace, store: FlowStore) -> int:

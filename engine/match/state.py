@@ -226,9 +226,12 @@ class WindowState:
 
     The core slides pane by pane (`WindowSpec.panes` per window), so a window covers
     its last `duration` seconds to within one pane width, as detectors' windows do.
+    A clause fires once for a group key when its aggregate passes, then stays quiet
+    for that key for one window length (a scan is one alert, not one per probe).
     """
 
     windows: dict[tuple[int, ast.Window], SlidingWindow] = field(default_factory=dict)
+    fired: dict[tuple[int, ast.Window, Hashable], float] = field(default_factory=dict)
 
     def observe(
         self, rule_key: int, window: ast.Window, key: Hashable, value: object, ts: float
@@ -248,7 +251,13 @@ class WindowState:
                 sw.add(key, ts, value=float(value))
             if sw.aggregate(key, "count") == 0:
                 return False  # no numeric value to aggregate yet
-        return _OPS[window.operator](sw.aggregate(key, fn), window.threshold)
+        if not _OPS[window.operator](sw.aggregate(key, fn), window.threshold):
+            return False
+        last = self.fired.get((rule_key, window, key))
+        if last is not None and ts - last < window.duration.seconds:
+            return False
+        self.fired[(rule_key, window, key)] = ts
+        return True
 
 
 def _item(value: object) -> int | str | bytes | tuple[object, ...]:

@@ -170,3 +170,27 @@ def test_reload_of_a_broken_file_keeps_the_running_rules(workdir: Path) -> None:
         time.sleep(0.05)
     reloader.between_batches()
     assert matcher.ruleset is running and reloader.reloads == 0
+
+
+def test_a_body_held_back_at_the_end_of_input_still_alerts(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.engine.match.test_flush import RULES as BODY_RULES
+    from tests.engine.match.test_flush import cut_short
+
+    frames = [Ether(**MACS) / p for p in cut_short()]
+    for i, f in enumerate(frames):
+        f.time = 1_700_000_000 + i * 0.01
+    wrpcap(str(workdir / "cut.pcap"), frames)
+    (workdir / "body.shrike").write_text(BODY_RULES)
+    eve = workdir / "eve.json"
+    argv = ["run", "--pcap", str(workdir / "cut.pcap"), "--rules", str(workdir / "body.shrike")]
+    assert main([*argv, "--eve", str(eve), "--no-progress", "-k", "none"]) == 0
+    sids = sorted(
+        json.loads(line)["alert"]["signature_id"] for line in eve.read_text().splitlines()
+    )
+    # rule 2 matches the packet; rule 1 only the body section flushed when the input ends
+    assert sids == [1, 2]
+    assert main(["alerts", "--format", "json"]) == 0
+    stored = capsys.readouterr().out.splitlines()[-2:]
+    assert {json.loads(line)["rule"]["id"] for line in stored} == {"1", "2"}
