@@ -156,7 +156,8 @@ class FlowTableStats:
     later_fragments: int = 0
 
 
-def _ip_text(hi: int, lo: int) -> str:
+def ip_text(hi: int, lo: int) -> str:
+    """Text form of an address held as two 64-bit halves (IPv4 mapped as ::ffff:a.b.c.d)."""
     if hi == 0 and (lo >> 32) == 0xFFFF:
         v = lo & 0xFFFFFFFF
         return f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}"
@@ -365,9 +366,9 @@ class FlowRecords:
             sport, dport = lists["sport"][i], lists["dport"][i]
             rec: dict[str, Any] = {
                 "ts": round(lists["ts"][i], 6),
-                "src_ip": _ip_text(shi, slo),
+                "src_ip": ip_text(shi, slo),
                 "src_port": sport,
-                "dst_ip": _ip_text(dhi, dlo),
+                "dst_ip": ip_text(dhi, dlo),
                 "dst_port": dport,
                 "proto": PROTO_NAMES.get(proto, "unknown_transport"),
                 "ip_proto": proto,

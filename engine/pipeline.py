@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from dpdk_io.batch import Source
 from dpdk_io.errors import CaptureError
-from engine.decode import MALFORMED_REASONS, decode
-from engine.flows import FlowRecords, FlowTable, FlowTableConfig
+from engine.decode import MALFORMED_REASONS, DecodedBatch, decode
+from engine.flows import FlowRecords, FlowTable, FlowTableConfig, FlowTableStats
 
 
 @dataclass(slots=True)
@@ -20,6 +20,21 @@ class PacketPathStats:
     evicted: int = 0
     later_fragments: int = 0
     malformed: dict[str, int] = field(default_factory=dict)
+
+    def count_batch(self, packets: int, decoded: DecodedBatch) -> None:
+        """Count one decoded batch: its packets, rows, non-IP frames and malformed ones."""
+        self.packets += packets
+        self.rows += len(decoded.rows)
+        self.non_ip += decoded.other
+        for i, c in enumerate(decoded.malformed):
+            if i and c:
+                name = MALFORMED_REASONS[i]
+                self.malformed[name] = self.malformed.get(name, 0) + int(c)
+
+    def count_table(self, table: FlowTableStats) -> None:
+        """Take the flow table's end-of-input counters."""
+        self.evicted = table.evicted
+        self.later_fragments = table.later_fragments
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -53,13 +68,7 @@ def iter_flow_records(
             if not len(batch):
                 continue
             decoded = decode(batch)
-            st.packets += len(batch)
-            st.rows += len(decoded.rows)
-            st.non_ip += decoded.other
-            for i, c in enumerate(decoded.malformed):
-                if i and c:
-                    name = MALFORMED_REASONS[i]
-                    st.malformed[name] = st.malformed.get(name, 0) + int(c)
+            st.count_batch(len(batch), decoded)
             events = table.update(decoded)
             if on_batch is not None:
                 on_batch(len(batch))
@@ -72,9 +81,7 @@ def iter_flow_records(
         failure = exc
     rest = table.flush()
     st.flows += len(rest)
-    ts = table.stats()
-    st.evicted = ts.evicted
-    st.later_fragments = ts.later_fragments
+    st.count_table(table.stats())
     if len(rest):
         yield rest
     if failure is not None:

@@ -19,19 +19,11 @@ import numpy as np
 
 from engine.decode import KIND_ARP, KIND_IP, DecodedBatch
 from engine.events import Detection, FlowKey
-from engine.flows import FlowRecords, community_id
+from engine.flows import FlowRecords, community_id, ip_text
 from engine.windowing import hash64_array
 
 NS = 1_000_000_000
 _V4_PREFIX = 0x0000FFFF00000000
-
-
-def ip_text(hi: int, lo: int) -> str:
-    """Text form of an address held as two 64-bit halves (IPv4 mapped as ::ffff:a.b.c.d)."""
-    if hi == 0 and (lo >> 32) == 0xFFFF:
-        v = lo & 0xFFFFFFFF
-        return f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}"
-    return str(ipaddress.IPv6Address((hi << 64) | lo))
 
 
 def mac_text(mac: int) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import ipaddress
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -33,8 +32,9 @@ from engine.decode import (
     DecodedBatch,
 )
 from engine.events import FlowKey, Match
-from engine.flows import FlowEvents, FlowRecords, community_id
+from engine.flows import FlowEvents, FlowRecords, community_id, ip_text
 from engine.match.compiler import STREAM_ALSO, STREAM_ONLY, CompiledRule, CompiledRuleset
+from engine.match.conditions import ROW_COLUMNS
 from engine.match.payload import Scratch
 from engine.match.sets import address_int
 from engine.match.state import BitStore, SessionState, ThresholdState, WindowState
@@ -107,31 +107,8 @@ class MatcherStats:
     checksum_skipped: int = 0
 
 
-def _ip_text(hi: int, lo: int) -> str:
-    value = address_int(hi, lo)
-    if (value >> 32) == 0xFFFF:
-        return str(ipaddress.IPv4Address(value & 0xFFFFFFFF))
-    return str(ipaddress.IPv6Address(value))
-
-
 #: Fields read straight from a decoded row column.
-_ROW_FIELDS = {
-    "src.port": "sport",
-    "dst.port": "dport",
-    "ip.ttl": "ttl",
-    "ip.tos": "tos",
-    "ip.id": "ip_id",
-    "ip.proto": "proto",
-    "ip.len": "ip_len",
-    "ip.version": "ipver",
-    "ip.frag_offset": "frag_off",
-    "tcp.seq": "tcp_seq",
-    "tcp.ack": "tcp_ack",
-    "tcp.window": "tcp_win",
-    "icmp.type": "icmp_type",
-    "icmp.code": "icmp_code",
-    "icmp.id": "icmp_id",
-}
+_ROW_FIELDS = {"src.port": "sport", "dst.port": "dport", **ROW_COLUMNS}
 
 
 class _Packet:
@@ -1442,8 +1419,8 @@ class Matcher:
     ) -> Alert:
         """The alert for `rule` on `p` (no batch: on buffers flushed at a flow's end)."""
         row = p.row
-        src = _ip_text(row["src"][0], row["src"][1])
-        dst = _ip_text(row["dst"][0], row["dst"][1])
+        src = ip_text(row["src"][0], row["src"][1])
+        dst = ip_text(row["dst"][0], row["dst"][1])
         sport = int(row["sport"])
         dport = int(row["dport"])
         proto = int(row["proto"])

@@ -10,7 +10,7 @@ import numpy as np
 
 from dpdk_io.batch import PacketBatch, Source
 from dpdk_io.errors import CaptureError
-from engine.decode import MALFORMED_REASONS, DecodedBatch, decode
+from engine.decode import DecodedBatch, decode
 from engine.flows import FlowRecords, FlowTable, FlowTableConfig
 from engine.match.matcher import Alert, Matcher
 from engine.pipeline import PacketPathStats
@@ -71,13 +71,7 @@ def iter_matches(
             if not len(batch):
                 continue
             decoded = decode(batch)
-            st.packets += len(batch)
-            st.rows += len(decoded.rows)
-            st.non_ip += decoded.other
-            for i, c in enumerate(decoded.malformed):
-                if i and c:
-                    name = MALFORMED_REASONS[i]
-                    st.malformed[name] = st.malformed.get(name, 0) + int(c)
+            st.count_batch(len(batch), decoded)
             events = table.update(decoded)
             alerts: list[Alert] = []
             if matcher is not None:
@@ -91,9 +85,7 @@ def iter_matches(
         failure = exc
     rest = table.flush()
     st.flows += len(rest)
-    ts = table.stats()
-    st.evicted = ts.evicted
-    st.later_fragments = ts.later_fragments
+    st.count_table(table.stats())
     if len(rest):
         yield BatchResult([], rest)
     if failure is not None:
