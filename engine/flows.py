@@ -157,7 +157,11 @@ class FlowTableStats:
 
 
 def ip_text(hi: int, lo: int) -> str:
-    """Text form of an address held as two 64-bit halves (IPv4 mapped as ::ffff:a.b.c.d)."""
+    """Text form of an address held as two 64-bit halves (IPv4 mapped as ::ffff:a.b.c.d).
+
+    The halves may be numpy integers straight from a decoded row.
+    """
+    hi, lo = int(hi), int(lo)
     if hi == 0 and (lo >> 32) == 0xFFFF:
         v = lo & 0xFFFFFFFF
         return f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}"

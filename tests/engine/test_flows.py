@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 
 import numpy as np
@@ -12,7 +13,7 @@ from scapy.packet import Packet
 
 from dpdk_io.batch import PacketBatch
 from engine.decode import decode
-from engine.flows import FEATURES, FlowTable, FlowTableConfig, community_id
+from engine.flows import FEATURES, FlowTable, FlowTableConfig, community_id, ip_text
 
 NS = 1_000_000_000
 
@@ -526,3 +527,10 @@ def _vector(src: str, dst: str, proto: int) -> str:
 def test_flow_record_community_id(pkt: Packet, vector: tuple[str, str, int]) -> None:
     r = one(run([(0.0, pkt)]))
     assert r["community_id"] == _vector(*vector)
+
+
+def test_ip_text_takes_row_halves_as_numpy_integers() -> None:
+    v6 = ipaddress.IPv6Address("2001:db8::c5:8f1e")
+    hi, lo = np.uint64(int(v6) >> 64), np.uint64(int(v6) & (2**64 - 1))
+    assert ip_text(hi, lo) == "2001:db8::c5:8f1e"
+    assert ip_text(np.uint64(0), np.uint64(0xFFFF_C0A8_0001)) == "192.168.0.1"
