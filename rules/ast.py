@@ -471,7 +471,7 @@ class Threshold(Node):
     """Snort `threshold`/`detection_filter`: `threshold limit 1 per 60s by src`.
 
     `kind` is `limit`, `threshold`, `both` or `detection_filter`; `track` is
-    `src`, `dst`, `rule` or `both` (source and destination pair).
+    `src`, `dst`, `rule`, `both` (source and destination pair) or `flow`.
     """
 
     kind: str

@@ -50,7 +50,7 @@ ACTIONS = (
     "rejectboth",
 )
 THRESHOLD_KINDS = ("limit", "threshold", "both")
-TRACKS = ("src", "dst", "rule", "both")
+TRACKS = ("src", "dst", "rule", "both", "flow")
 BIT_TESTS = ("isset", "isnotset")
 BIT_ACTIONS = ("set", "unset", "toggle", "setx", "reset", "noalert")
 ENDIANS = ("big", "little", "dce")

@@ -76,6 +76,11 @@ MIN_FAST_PATTERN = 4
 
 #: Buffers whose fast patterns are scanned in the packet payload.
 PAYLOAD_BUFFERS = frozenset({"pkt_data", "raw_data"})
+#: Packet headers read as buffers (Suricata `tcp.hdr` ...): taken from the packet when
+#: a rule is evaluated, never prefiltered and never needing the inspector.
+HEADER_BUFFERS = frozenset({"ipv4.hdr", "ipv6.hdr", "tcp.hdr", "udp.hdr"})
+#: Buffers with no fast-pattern database of their own.
+_UNSCANNED = HEADER_BUFFERS | {"base64_data"}
 
 #: Where a TCP rule's packet-payload contents are matched: on each packet only (a
 #: `tcp-pkt` header, `no_stream`, a `dsize` test, or a rule reading application
@@ -307,7 +312,7 @@ def choose_fast_pattern(rule: ast.Rule, prefer_app: bool = False) -> FastPattern
     matched on the stream may find its packet-payload literal in earlier segments)."""
     candidates: list[tuple[ast.Sequence, ast.Content]] = []
     for seq in _mandatory_sequences(rule.condition):
-        if seq.buffer.transforms or seq.buffer.name == "base64_data":
+        if seq.buffer.transforms or seq.buffer.name in _UNSCANNED:
             continue
         for item in seq.items:
             if isinstance(item, ast.Content) and not item.negated and item.pattern:
@@ -516,6 +521,7 @@ def compile_ruleset(
         buffers = frozenset(
             "pkt_data" if s.buffer.name in PAYLOAD_BUFFERS else s.buffer.name
             for s in _all_sequences(rule.condition)
+            if s.buffer.name not in HEADER_BUFFERS
         )
         stream = stream_mode(rule, buffers)
         fast = choose_fast_pattern(rule, prefer_app=stream != STREAM_NONE)
@@ -543,7 +549,7 @@ def compile_ruleset(
                 needs_buffers=frozenset(
                     s.buffer.name
                     for s in _mandatory_sequences(rule.condition)
-                    if s.buffer.name not in PAYLOAD_BUFFERS and s.buffer.name != "base64_data"
+                    if s.buffer.name not in PAYLOAD_BUFFERS and s.buffer.name not in _UNSCANNED
                 ),
                 vector=vector_tests(rule.condition),
                 buffers=buffers,

@@ -33,7 +33,13 @@ from engine.decode import (
 )
 from engine.events import FlowKey, Match
 from engine.flows import FlowEvents, FlowRecords, community_id, ip_text
-from engine.match.compiler import STREAM_ALSO, STREAM_ONLY, CompiledRule, CompiledRuleset
+from engine.match.compiler import (
+    HEADER_BUFFERS,
+    STREAM_ALSO,
+    STREAM_ONLY,
+    CompiledRule,
+    CompiledRuleset,
+)
 from engine.match.conditions import ROW_COLUMNS
 from engine.match.payload import Scratch
 from engine.match.sets import address_int
@@ -219,6 +225,8 @@ class _Packet:
             return "established" if self.established else "new"
         if name == "app.protocol":
             return self.app_proto
+        if name == "dns.opcode":
+            return self._dns_opcode(proto)
         if name == "http.uri.len":
             uri = self.buffers.get("http.uri")
             return None if uri is None else len(uri)
@@ -226,6 +234,16 @@ class _Packet:
             uri = self.buffers.get("http.uri.raw")
             return None if uri is None else len(uri)
         return None
+
+    def _dns_opcode(self, proto: int) -> int | None:
+        """The opcode of the DNS message this packet carries (over TCP, after its
+        two-byte length), or None on a flow not detected as DNS."""
+        if self.app_proto != "dns":
+            return None
+        message = self.payload[2:] if proto == 6 else self.payload
+        if len(message) < 4:
+            return None
+        return (message[2] >> 3) & 0x0F
 
     def _packet_bytes(self, offset: int, length: int) -> bytes:
         if self._batch is None:  # buffers flushed at a flow's end: no packet
@@ -263,12 +281,36 @@ class _Packet:
     def buffer(self, name: str) -> bytes | None:
         if name in ("pkt_data", "raw_data"):
             return self.payload
+        if name in HEADER_BUFFERS:
+            return self._header_bytes(name)
         return self.buffers.get(name)
+
+    def _header_bytes(self, name: str) -> bytes | None:
+        """Suricata's `ipv4.hdr`, `ipv6.hdr`, `tcp.hdr`, `udp.hdr`: the header as captured
+        (IPv4 and TCP with their options, IPv6 without extension headers), or None
+        when the packet has no such header."""
+        key = "hdr:" + name
+        if key in self._cache:
+            return self._cache[key]
+        row = self.row
+        ipver, proto = int(row["ipver"]), int(row["proto"])
+        l3, l4 = int(row["l3_off"]), int(row["l4_off"])
+        data: bytes | None = None
+        if name == "ipv4.hdr" and ipver == 4:
+            data = self._packet_bytes(l3, l4 - l3)
+        elif name == "ipv6.hdr" and ipver == 6:
+            data = self._packet_bytes(l3, 40)
+        elif name == "tcp.hdr" and proto == 6:
+            data = self._packet_bytes(l4, int(row["payload_off"]) - l4)
+        elif name == "udp.hdr" and proto == 17:
+            data = self._packet_bytes(l4, 8)
+        self._cache[key] = data
+        return data
 
     def has_literals(self, required: tuple[tuple[str, bytes, bool], ...]) -> bool:
         """Whether every (buffer, literal, nocase) occurs in its buffer."""
         for name, literal, nocase in required:
-            data = self.payload if name == "pkt_data" else self.buffers.get(name)
+            data = self.payload if name == "pkt_data" else self.buffer(name)
             if data is None:
                 return False
             if nocase:
@@ -1401,6 +1443,8 @@ class Matcher:
                 key = p.dst_int()
             elif th.track == "both":
                 key = (p.src_int(), p.dst_int())
+            elif th.track == "flow" and p.slot >= 0:
+                key = ("flow", p.slot, p.gen)
             else:
                 key = None
             if not self.thresholds.allow(rid, i, th, key, p.ts):
@@ -1419,8 +1463,9 @@ class Matcher:
     ) -> Alert:
         """The alert for `rule` on `p` (no batch: on buffers flushed at a flow's end)."""
         row = p.row
-        src = ip_text(row["src"][0], row["src"][1])
-        dst = ip_text(row["dst"][0], row["dst"][1])
+        # Python ints: the halves of an IPv6 address do not fit one numpy integer.
+        src = ip_text(int(row["src"][0]), int(row["src"][1]))
+        dst = ip_text(int(row["dst"][0]), int(row["dst"][1]))
         sport = int(row["sport"])
         dport = int(row["dport"])
         proto = int(row["proto"])

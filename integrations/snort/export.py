@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from integrations.snort.header import header_text
+from integrations.snort.translate import missing
 from integrations.snort.translate.buffers import SNORT3_BUFFER_NAMES
-from integrations.snort.translate.packet import NUMERIC_FIELDS
+from integrations.snort.translate.packet import NUMERIC_FIELDS, SURICATA_NUMERIC
 from integrations.snort.values import comparison_text, encode_pattern, quote_text
 from rules import ast
 
@@ -26,7 +27,13 @@ SNORT3_PROTOCOLS = frozenset(
      "sip", "imap", "pop3", "telnet", "dcerpc", "netbios-ssn", "modbus", "dnp3", "gtp"}
 )  # fmt: skip
 _FIELD_OPTIONS = {field_name: option for option, (field_name, _) in NUMERIC_FIELDS.items()}
-_TRACKS = {"src": "by_src", "dst": "by_dst", "rule": "by_rule", "both": "by_both"}
+_TRACKS = {
+    "src": "by_src",
+    "dst": "by_dst",
+    "rule": "by_rule",
+    "both": "by_both",
+    "flow": "by_flow",  # Suricata only
+}
 
 
 class Unexpressible(Exception):
@@ -161,7 +168,11 @@ def _opaque(rule: ast.Rule, name: str) -> str | None:
 
 
 def _condition(node: ast.Condition, writer: _Writer) -> None:
-    if isinstance(node, ast.And):
+    missing_buffer = _missing_buffer(node)
+    if missing_buffer is not None:
+        _sequence(ast.Sequence(missing_buffer, ()), writer)
+        writer.add("absent", None, foreign=True)
+    elif isinstance(node, ast.And):
         for operand in node.operands:
             _condition(operand, writer)
     elif isinstance(node, ast.Sequence):
@@ -172,10 +183,34 @@ def _condition(node: ast.Condition, writer: _Writer) -> None:
         _bits(node, writer)
     elif isinstance(node, ast.OpaqueOption):
         writer.add(node.name, node.value, verbatim=True)
+    elif (
+        isinstance(node, ast.Or)
+        and len(node.operands) == 2
+        and isinstance(node.operands[1], ast.Sequence)
+        and _missing_buffer(node.operands[0]) == node.operands[1].buffer
+    ):
+        sequence = node.operands[1]
+        _sequence(ast.Sequence(sequence.buffer, ()), writer)
+        writer.add("absent", "or_else", foreign=True)
+        for item in sequence.items:
+            _item(item, writer)
     elif isinstance(node, ast.Not) and isinstance(node.operand, ast.Comparison):
         _negated_flags(node.operand, writer)
     else:
         raise Unexpressible(f"Snort cannot say `{type(node).__name__.lower()}` conditions")
+
+
+def _missing_buffer(node: ast.Condition) -> ast.Buffer | None:
+    """The buffer of Suricata's `absent` (`missing(buffer)` of the importer), or None."""
+    if (
+        isinstance(node, ast.And)
+        and node.operands
+        and isinstance(node.operands[0], ast.Not)
+        and isinstance(node.operands[0].operand, ast.Sequence)
+        and node == missing(node.operands[0].operand.buffer)
+    ):
+        return node.operands[0].operand.buffer
+    return None
 
 
 def _comparison(node: ast.Comparison, writer: _Writer) -> None:
@@ -205,7 +240,8 @@ def _comparison(node: ast.Comparison, writer: _Writer) -> None:
         negation = "!" if node.operator == "!=" else ""
         writer.add("app-layer-protocol", f"{negation}{value}", foreign=True)
     elif name in _FIELD_OPTIONS:
-        writer.add(_FIELD_OPTIONS[name], _number_test(node))
+        option = _FIELD_OPTIONS[name]
+        writer.add(option, _number_test(node), foreign=option in SURICATA_NUMERIC)
     else:
         raise Unexpressible(f"Snort has no test for the field {name}")
 
@@ -250,7 +286,7 @@ def _threshold(threshold: ast.Threshold, writer: _Writer) -> None:
     track = _TRACKS[threshold.track]
     body = f"track {track},count {threshold.count},seconds {threshold.seconds}"
     if threshold.kind == "detection_filter":
-        writer.add("detection_filter", body)
+        writer.add("detection_filter", body, foreign=threshold.track == "flow")
     else:
         # Snort 3 moved in-rule thresholds to event_filter configuration.
         writer.add("threshold", f"type {threshold.kind},{body}", foreign=True)

@@ -38,8 +38,36 @@ class PendingContent:
 
 @dataclass(slots=True)
 class OpenSequence:
+    """The matchers on one buffer; `absent` (Suricata) is `only` (the buffer must be
+    missing) or `or_else` (missing, or the matchers hold)."""
+
     buffer: ast.Buffer
     items: list[ast.SequenceItem | PendingContent] = field(default_factory=list)
+    absent: str | None = None
+
+
+#: HTTP response buffers; every other `http.` buffer belongs to the request.
+HTTP_RESPONSE_BUFFERS = frozenset(
+    {
+        "http.response_body",
+        "http.stat_code",
+        "http.stat_msg",
+        "http.response_line",
+        "http.response_header",
+        "http.server",
+        "http.location",
+    }
+)
+
+
+def missing(buffer: ast.Buffer) -> ast.Condition:
+    """Suricata `absent` on an HTTP buffer: the packet carries the message the buffer
+    belongs to (its request method or response status) but not `buffer`."""
+    anchor = "http.stat_code" if buffer.name in HTTP_RESPONSE_BUFFERS else "http.method"
+    present = (ast.BufferSize(">=", 0),)
+    return ast.And(
+        (ast.Not(ast.Sequence(buffer, present)), ast.Sequence(ast.Buffer(anchor), present))
+    )
 
 
 @dataclass(slots=True)
@@ -157,14 +185,20 @@ class RuleBuilder:
         parts: list[ast.Condition] = []
         for entry in self.entries:
             if isinstance(entry, OpenSequence):
-                if entry.items:
+                if entry.absent == "only":
+                    parts.append(missing(entry.buffer))
+                elif entry.items:
                     items = tuple(
                         ast.Content(**item.fields)  # type: ignore[arg-type]
                         if isinstance(item, PendingContent)
                         else item
                         for item in entry.items
                     )
-                    parts.append(ast.Sequence(entry.buffer, items))
+                    sequence = ast.Sequence(entry.buffer, items)
+                    if entry.absent == "or_else":
+                        parts.append(ast.Or((missing(entry.buffer), sequence)))
+                    else:
+                        parts.append(sequence)
             else:
                 parts.append(entry)
         if not parts:

@@ -124,10 +124,11 @@ class Service:
 
 class RuleLevelOption:
     """Options kept verbatim on the rule that do not change what matches:
-    logging (`tag`), alert decoration (`target`, `rem`), and actions taken after
-    a match (`replace`, `filestore`)."""
+    logging (`tag`), alert decoration (`target`, `rem`), actions taken after
+    a match (`replace`, `filestore`), and Suricata's `prefilter`, which only
+    picks the condition its engine checks first."""
 
-    names = frozenset({"tag", "target", "rem", "replace", "filestore", "sd_action"})
+    names = frozenset({"tag", "target", "rem", "replace", "filestore", "sd_action", "prefilter"})
 
     def translate(self, option: RawOption, rule: RuleBuilder) -> None:
         rule.options.append(ast.OpaqueOption(option.name, option.value))

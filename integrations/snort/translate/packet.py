@@ -41,7 +41,10 @@ NUMERIC_FIELDS = {
     "icmp_id": ("icmp.id", False),
     "icmp_seq": ("icmp.seq", False),
     "fragoffset": ("ip.frag_offset", False),
+    "dns.opcode": ("dns.opcode", False),  # Suricata
 }
+#: NUMERIC_FIELDS options Snort 3 lacks.
+SURICATA_NUMERIC = frozenset({"dns.opcode"})
 
 _IP_PROTOCOLS = {
     "icmp": 1,
@@ -111,24 +114,26 @@ class UriLength:
 
 
 class FlagBits:
-    """`flags:S,12` / `flags:+SA` / `fragbits:!D`: TCP flags and IP fragment bits."""
+    """`flags:S,12` / `flags:+SA` / `fragbits:!D`: TCP flags and IP fragment bits.
+    Suricata's `tcp.flags` is another spelling of `flags`."""
 
-    names = frozenset({"flags", "fragbits"})
+    names = frozenset({"flags", "tcp.flags", "fragbits"})
 
     def translate(self, option: RawOption, rule: RuleBuilder) -> None:
+        name = "flags" if option.name == "tcp.flags" else option.name
         parts = split_commas(_value(option))
-        if len(parts) > 2 or (len(parts) == 2 and option.name != "flags"):
+        if len(parts) > 2 or (len(parts) == 2 and name != "flags"):
             raise Decline(f"cannot read {option.name} {option.value!r}")
         match = _FLAGS.match(parts[0].replace(" ", ""))
         if match is None or (match.group(1) and match.group(3)):
             raise Decline(f"cannot read {option.name} {parts[0]!r}")
         modifier = match.group(1) or match.group(3)
         letters = match.group(2).upper()
-        if option.name == "flags":
+        if name == "flags":
             field_name, allowed = "tcp.flags", fields.TCP_FLAG_LETTERS
         else:
             field_name, allowed = "ip.fragbits", fields.FRAG_FLAG_LETTERS
-        if letters == "0" and option.name == "flags":
+        if letters == "0" and name == "flags":
             # No flag set at all: the same as "none of the eight flags".
             letters, modifier = "FSRPAUCE", "!"
         if not set(letters) <= allowed or "0" in letters:
@@ -190,12 +195,16 @@ class StreamSize:
 
 
 class AppProtocol:
-    """Suricata `app-layer-protocol:http` / `:!tls`: the flow's detected protocol."""
+    """Suricata `app-layer-protocol:http` / `:!tls`: the flow's detected protocol.
+    `,exact` (the protocol itself, not one carried inside it) is what `==` tests."""
 
     names = frozenset({"app-layer-protocol"})
 
     def translate(self, option: RawOption, rule: RuleBuilder) -> None:
         text = _value(option)
+        head, sep, mode = text.partition(",")
+        if sep and mode.strip() == "exact":
+            text = head.strip()
         negated = text.startswith("!")
         name = text[1:].strip() if negated else text
         if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):

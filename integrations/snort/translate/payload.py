@@ -6,7 +6,7 @@ import re
 
 from integrations.snort.errors import Decline
 from integrations.snort.tokenize import RawOption
-from integrations.snort.translate import PendingContent, RuleBuilder
+from integrations.snort.translate import OpenSequence, PendingContent, RuleBuilder
 from integrations.snort.translate.buffers import (
     HEADER_FIELDS,
     MODIFIER_BUFFERS,
@@ -438,7 +438,28 @@ class BufferLength:
         rule.add_item(ast.BufferSize(operator, value))
 
 
+class Absent:
+    """Suricata `absent` / `absent:or_else` right after a sticky buffer: the packet
+    has no such buffer (or else the matchers that follow hold)."""
+
+    names = frozenset({"absent"})
+
+    def translate(self, option: RawOption, rule: RuleBuilder) -> None:
+        mode = (option.value or "").strip()
+        if mode not in ("", "or_else"):
+            raise Decline(f"cannot read absent {option.value!r}")
+        buffer = rule.sticky
+        if buffer is None or not buffer.name.startswith("http.") or buffer.transforms:
+            raise Decline("absent is read on HTTP buffers only")
+        if rule.open is not None and rule.open.buffer == buffer and rule.open.items:
+            raise Decline("absent must directly follow its sticky buffer")
+        sequence = OpenSequence(buffer, absent="or_else" if mode else "only")
+        rule.entries.append(sequence)
+        rule.open = sequence if mode else None
+
+
 TRANSLATORS = (
+    Absent(),
     ContentOption(),
     ContentModifier(),
     BufferOption(),

@@ -13,7 +13,13 @@ from rules import ast
 _BIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 _TESTS = ("isset", "isnotset")
 _ACTIONS = ("set", "unset", "toggle", "setx", "reset", "noalert")
-_TRACKS = {"by_src": "src", "by_dst": "dst", "by_rule": "rule", "by_both": "both"}
+_TRACKS = {
+    "by_src": "src",
+    "by_dst": "dst",
+    "by_rule": "rule",
+    "by_both": "both",
+    "by_flow": "flow",  # Suricata
+}
 _XBITS_TRACKS = ("ip_src", "ip_dst", "ip_pair", "tx")
 
 
@@ -97,6 +103,37 @@ class Xbits:
         _place(rule, ast.Flowbits("xbits", action, names, operator, None, track, expire))
 
 
+class Hostbits:
+    """Suricata `hostbits:set,name[,src|dst][,expire 60];`: bits kept per host, the
+    same store as `xbits` tracked by `ip_src` (the default) or `ip_dst`."""
+
+    names = frozenset({"hostbits"})
+
+    def translate(self, option: RawOption, rule: RuleBuilder) -> None:
+        parts = split_commas(option.value or "")
+        action = parts[0]
+        if action == "noalert":
+            if len(parts) > 1:
+                raise Decline("hostbits noalert takes no bit name")
+            rule.bit_actions.append(ast.Flowbits("flowbits", "noalert"))
+            return
+        if action not in (*_TESTS, "set", "unset", "toggle"):
+            raise Decline(f"unknown hostbits operation '{action}'")
+        if len(parts) < 2:
+            raise Decline(f"hostbits {action} needs a bit name")
+        names, operator = _names(parts[1])
+        track, expire = "ip_src", None
+        for part in parts[2:]:
+            word, _, arg = part.partition(" ")
+            if word in ("src", "dst") and not arg:
+                track = f"ip_{word}"
+            elif word == "expire" and action == "set":
+                expire = parse_int(arg.strip(), "expire")
+            else:
+                raise Decline(f"cannot read hostbits argument {part!r}")
+        _place(rule, ast.Flowbits("xbits", action, names, operator, None, track, expire))
+
+
 class Threshold:
     """`threshold:type limit, track by_src, count 1, seconds 60;` and `detection_filter`."""
 
@@ -125,4 +162,4 @@ class Threshold:
         rule.thresholds.append(ast.Threshold(kind, count, seconds, track))
 
 
-TRANSLATORS = (Flowbits(), NoAlert(), Xbits(), Threshold())
+TRANSLATORS = (Flowbits(), NoAlert(), Xbits(), Hostbits(), Threshold())

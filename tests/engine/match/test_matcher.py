@@ -339,3 +339,57 @@ def test_eve_record_of_an_icmp_alert() -> None:
     assert rec["proto"] == "ICMP" and (rec["icmp_type"], rec["icmp_code"]) == (8, 0)
     assert "src_port" not in rec and rec["pcap_cnt"] == 1
     assert rec["packet_info"] == {"linktype": 1, "linktype_name": "EN10MB"}
+
+
+def test_alert_on_ipv6_packet_carries_the_addresses() -> None:
+    from scapy.layers.inet6 import IPv6
+
+    m = matcher_for(rule("where ip.ttl == 64", header="match ip"))
+    pkt = IPv6(src="2001:db8::1", dst="fe80::2", hlim=64) / UDP(sport=1, dport=2)
+    (alert,) = run_packets(m, [pkt])
+    assert (alert.src_ip, alert.dst_ip) == ("2001:db8::1", "fe80::2")
+
+
+def test_dns_opcode_is_read_from_dns_messages_only() -> None:
+    from scapy.layers.dns import DNS, DNSQR
+
+    from engine.inspect import Inspector
+
+    text = rule("where dns.opcode == 4", 1, "match udp") + rule(
+        "where dns.opcode != 0", 2, "match udp"
+    )
+    query = DNS(id=1, opcode=4, qd=DNSQR(qname="example.com"))
+    notify = IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=5353, dport=53) / query
+    plain = (
+        IP(src="1.1.1.1", dst="2.2.2.2")
+        / UDP(sport=5353, dport=53)
+        / DNS(id=2, qd=DNSQR(qname="a.b"))
+    )
+    other = IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=5000, dport=5001) / bytes(query)
+    assert sids(run_packets(matcher_for(text, inspector=Inspector()), [notify])) == [1, 2]
+    assert sids(run_packets(matcher_for(text, inspector=Inspector()), [plain])) == []
+    assert sids(run_packets(matcher_for(text, inspector=Inspector()), [other])) == []
+
+
+def test_detection_filter_by_flow_counts_each_flow_apart() -> None:
+    def pkt(sport: int) -> IP:
+        return IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=sport, dport=53) / b"QQQ"
+
+    m = matcher_for(
+        'rule "x" { id 1 match udp where pkt_data contains "QQQ" detection_filter 1 per 60s by flow }'
+    )
+    pkts = [pkt(5), pkt(6), pkt(5), pkt(6), pkt(5)]
+    assert [a.match.packet for a in run_packets(m, pkts)] == [3, 4, 5]
+
+
+def test_header_buffers_read_the_packet_headers() -> None:
+    text = (
+        rule("where tcp.hdr { contains |00 50| offset 2 depth 2 }", 1)
+        + rule("where ipv4.hdr { contains |40| offset 8 depth 1 }", 2, "match ip")
+        + rule("where udp.hdr { contains |00 35| offset 2 depth 2 }", 3, "match ip")
+        + rule("where tcp.hdr { contains |00 35| }", 4, "match ip")
+    )
+    tcp = IP(src="1.1.1.1", dst="2.2.2.2", ttl=64) / TCP(sport=1, dport=80, flags="S")
+    udp = IP(src="1.1.1.1", dst="2.2.2.2", ttl=9) / UDP(sport=1, dport=53) / b"\x00\x50"
+    assert sorted(sids(run_packets(matcher_for(text), [tcp]))) == [1, 2]
+    assert sids(run_packets(matcher_for(text), [udp])) == [3]

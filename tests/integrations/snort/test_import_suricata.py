@@ -1,0 +1,127 @@
+"""Suricata spellings the importer translates into conditions the matcher evaluates."""
+
+from __future__ import annotations
+
+from integrations.snort.export import export_rules
+from integrations.snort.importer import import_text
+from rules import ast
+
+
+def one(body: str, head: str = "alert tcp any any -> any any") -> ast.Rule:
+    result = import_text(f'{head} (msg:"t"; {body} sid:1;)', "t.rules", "suricata")
+    assert len(result.rules) == 1
+    assert result.diagnostics == ()
+    return result.rules[0]
+
+
+def test_prefilter_is_kept_without_disabling_the_rule() -> None:
+    rule = one("ttl:64; prefilter;", head="alert ip any any -> any any")
+    assert rule.enabled
+    assert rule.condition == ast.Comparison(ast.FieldRef("ip.ttl"), "==", 64)
+    assert ast.OpaqueOption("prefilter", None) in rule.options
+    (back,) = import_text(export_rules([rule]).text, "b.rules").rules
+    assert back.enabled and back.condition == rule.condition
+
+
+def test_tcp_flags_is_the_flags_option() -> None:
+    assert one("tcp.flags:R,A;").condition == one("flags:R,A;").condition
+    assert one("tcp.flags:S;").condition == ast.Comparison(
+        ast.FieldRef("tcp.flags"), "==", ast.Symbol("S")
+    )
+
+
+def test_dns_opcode_is_a_field_comparison() -> None:
+    field = ast.FieldRef("dns.opcode")
+    assert one("dns.opcode:4;").condition == ast.Comparison(field, "==", 4)
+    rule = one("dns.opcode:!0;")
+    assert rule.condition == ast.Comparison(field, "!=", 0)
+    exported = export_rules([rule])
+    assert "dns.opcode:!=0" in exported.text
+    (back,) = import_text(exported.text, "b.rules").rules
+    assert back.condition == rule.condition
+
+
+def test_hostbits_are_xbits_tracked_by_host() -> None:
+    rule = one("hostbits:set,abc,dst,expire 30; hostbits:isset,x|y; hostbits:noalert;")
+    assert rule.condition == ast.Flowbits("xbits", "isset", ("x", "y"), "|", None, "ip_src")
+    assert rule.bit_actions == (
+        ast.Flowbits("xbits", "set", ("abc",), None, None, "ip_dst", 30),
+        ast.Flowbits("flowbits", "noalert"),
+    )
+    (back,) = import_text(export_rules([rule]).text, "b.rules").rules
+    assert (back.condition, back.bit_actions) == (rule.condition, rule.bit_actions)
+
+
+def test_hostbits_both_directions_is_declined() -> None:
+    result = import_text("alert ip any any -> any any (hostbits:set,a,both; sid:1;)", "t.rules")
+    assert not result.rules[0].enabled
+    assert [d.option for d in result.diagnostics] == ["hostbits"]
+
+
+def test_threshold_by_flow() -> None:
+    rule = one("detection_filter:track by_flow, count 2, seconds 60;")
+    assert rule.thresholds == (ast.Threshold("detection_filter", 2, 60, "flow"),)
+    (back,) = import_text(export_rules([rule]).text, "b.rules").rules
+    assert back.thresholds == rule.thresholds
+
+
+def test_header_buffers_are_sticky_buffers() -> None:
+    rule = one('tcp.hdr; content:"|00 50|"; offset:2; depth:2;')
+    assert isinstance(rule.condition, ast.Sequence)
+    assert rule.condition.buffer == ast.Buffer("tcp.hdr")
+    (back,) = import_text(export_rules([rule]).text, "b.rules").rules
+    assert back.condition == rule.condition
+
+
+def test_app_layer_protocol_exact_is_the_equality_test() -> None:
+    rule = one("app-layer-protocol:dns,exact;")
+    assert rule.condition == ast.Comparison(ast.FieldRef("app.protocol"), "==", "dns")
+    result = import_text(
+        "alert tcp any any -> any any (app-layer-protocol:http,to_server; sid:1;)", "t.rules"
+    )
+    assert not result.rules[0].enabled
+
+
+def test_absent_on_http_buffers() -> None:
+    referer = ast.Buffer("http.referer")
+    present = (ast.BufferSize(">=", 0),)
+    only = one("http.referer; absent;", head="alert http any any -> any any")
+    assert only.condition == ast.And(
+        (ast.Not(ast.Sequence(referer, present)), ast.Sequence(ast.Buffer("http.method"), present))
+    )
+    or_else = one(
+        'http.referer; absent:or_else; content:!"x";', head="alert http any any -> any any"
+    )
+    assert isinstance(or_else.condition, ast.Or)
+    assert or_else.condition.operands == (
+        only.condition,
+        ast.Sequence(referer, (ast.Content(b"x", negated=True),)),
+    )
+    for rule in (only, or_else):
+        (back,) = import_text(export_rules([rule]).text, "b.rules").rules
+        assert back.condition == rule.condition and back.enabled
+
+
+def test_absent_outside_http_buffers_is_declined() -> None:
+    for body in ("absent;", "dns.query; absent;", 'http.uri; content:"a"; absent;'):
+        result = import_text(f"alert ip any any -> any any ({body} sid:1;)", "t.rules")
+        assert not result.rules[0].enabled
+        assert "absent" in [d.option for d in result.diagnostics]
+
+
+def test_imported_absent_alerts_on_requests_without_the_buffer() -> None:
+    from engine.inspect import Inspector
+    from engine.match import Matcher, compile_ruleset
+    from tests.engine.match.traffic import data, handshake, run_packets, sids
+
+    rules = import_text(
+        "alert http any any -> any any (flow:established,to_server; http.referer; absent; sid:1;)",
+        "t.rules",
+    ).rules
+
+    def alerts(request: bytes) -> list[int]:
+        matcher = Matcher(compile_ruleset(rules), inspector=Inspector())
+        return sids(run_packets(matcher, [*handshake(), data(request)]))
+
+    assert alerts(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n") == [1]
+    assert alerts(b"GET / HTTP/1.1\r\nHost: a\r\nReferer: http://b/\r\n\r\n") == []
