@@ -76,6 +76,10 @@ class _Writer:
     def add(
         self, name: str, value: str | None = None, foreign: bool = False, verbatim: bool = False
     ) -> None:
+        if verbatim and value is not None and not _reads_back(value):
+            raise Unexpressible(
+                f"the value of {name} ({value!r}) cannot be written back as one Snort option"
+            )
         self.options.append(name if value is None else f"{name}:{value}")
         if foreign and name not in self.foreign:
             self.foreign.append(name)
@@ -89,6 +93,23 @@ class _Writer:
         if self.verbatim:
             found.append("options Shrike keeps without evaluating: " + ", ".join(self.verbatim))
         return found
+
+
+def _reads_back(value: str) -> bool:
+    """Whether a value kept as read is one option's value again when written out: its
+    quotes pair up, and no `;` ends the option early outside them."""
+    quoted = False
+    escaped = False
+    for ch in value:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == ";" and not quoted:
+            return False
+    return not quoted
 
 
 def export_rules(rules: Iterable[ast.Rule]) -> ExportResult:

@@ -38,7 +38,13 @@ rule = st.tuples(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: CI runs the same 300 examples every time (a failure reproduces)
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.lists(rule, min_size=1, max_size=4), st.sampled_from(["snort2", "snort3"]))
 def test_option_soup_imports_keeps_every_rule_and_round_trips(
     lines: list[str], flavor: str
@@ -50,8 +56,21 @@ def test_option_soup_imports_keeps_every_rule_and_round_trips(
     for rule, diagnostics in zip(first.rules, _per_rule(first), strict=True):
         if diagnostics:
             assert not rule.enabled
-    second = import_text(export_rules(first.rules).text, "again.rules", flavor)
-    assert second.rules == first.rules
+    exported = export_rules(first.rules)
+    # a rule is exported, or left out with a reason; never written so it reads back wrong
+    left_out = {note.location for note in exported.notes if note.skipped}
+    assert exported.exported + len(left_out) == len(first.rules)
+    second = import_text(exported.text, "again.rules", flavor)
+    assert list(second.rules) == [r for r in first.rules if str(r.span) not in left_out]
+
+
+def test_a_value_that_would_not_read_back_is_left_out_not_mangled() -> None:
+    text = 'alert tcp any any -> any any (msg:"m"; gid:"; ack:"; ack:"; sid:1;)\n'
+    first = import_text(text, "odd.rules", "snort3")
+    exported = export_rules(first.rules)
+    assert exported.exported == 0
+    assert [n.skipped for n in exported.notes] == [True]
+    assert "cannot be written back" in exported.notes[0].message
 
 
 def _per_rule(result: object) -> list[list[object]]:
