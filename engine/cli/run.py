@@ -35,7 +35,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="run Shrike over captures or a live source",
-        description="Decode, track flows and store the results in the embedded store.",
+        description=(
+            "Decode, track flows, match rules, run the behavioural detectors and the anomaly "
+            "model, and fuse them into verdicts; flows and verdicts go to the embedded store "
+            "(or verdicts to Elasticsearch with --es-url)."
+        ),
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--pcap", nargs="+", metavar="FILE", help="pcap/pcapng files, in order")
