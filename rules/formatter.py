@@ -120,7 +120,8 @@ def value_text(value: ast.Value) -> str:
     raise TypeError(f"cannot print value {value!r}")
 
 
-def address_text(address: ast.Address) -> str:
+def address_text(address: ast.Address, list_sep: str = ", ") -> str:
+    """An address as Shrike writes it (Snort's form with `list_sep=","`)."""
     if isinstance(address, ast.AnyAddress):
         return "any"
     if isinstance(address, ast.IpAddress):
@@ -128,13 +129,14 @@ def address_text(address: ast.Address) -> str:
     if isinstance(address, ast.AddressVariable):
         return f"${address.name}"
     if isinstance(address, ast.AddressList):
-        return "[" + ", ".join(address_text(a) for a in address.items) + "]"
+        return "[" + list_sep.join(address_text(a, list_sep) for a in address.items) + "]"
     if isinstance(address, ast.NegatedAddress):
-        return "!" + address_text(address.inner)
+        return "!" + address_text(address.inner, list_sep)
     raise TypeError(f"cannot print address {address!r}")
 
 
-def port_text(port: ast.Port) -> str:
+def port_text(port: ast.Port, range_sep: str = "..", list_sep: str = ", ") -> str:
+    """A port as Shrike writes it (Snort's form with `range_sep=":", list_sep=","`)."""
     if isinstance(port, ast.AnyPort):
         return "any"
     if isinstance(port, ast.PortNumber):
@@ -142,13 +144,13 @@ def port_text(port: ast.Port) -> str:
     if isinstance(port, ast.PortRange):
         low = "" if port.low is None else str(port.low)
         high = "" if port.high is None else str(port.high)
-        return f"{low}..{high}"
+        return f"{low}{range_sep}{high}"
     if isinstance(port, ast.PortVariable):
         return f"${port.name}"
     if isinstance(port, ast.PortList):
-        return "[" + ", ".join(port_text(p) for p in port.items) + "]"
+        return "[" + list_sep.join(port_text(p, range_sep, list_sep) for p in port.items) + "]"
     if isinstance(port, ast.NegatedPort):
-        return "!" + port_text(port.inner)
+        return "!" + port_text(port.inner, range_sep, list_sep)
     raise TypeError(f"cannot print port {port!r}")
 
 

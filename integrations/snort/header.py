@@ -6,7 +6,7 @@ import ipaddress
 import re
 
 from integrations.snort.errors import Decline
-from rules import ast
+from rules import ast, formatter
 
 _VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\Z")
 _PORT_RANGE = re.compile(r"(\d*):(\d*)\Z")
@@ -112,31 +112,13 @@ def _port_number(text: str) -> int:
 
 
 def address_text(address: ast.Address) -> str:
-    if isinstance(address, ast.AnyAddress):
-        return "any"
-    if isinstance(address, ast.IpAddress):
-        return address.network
-    if isinstance(address, ast.AddressVariable):
-        return f"${address.name}"
-    if isinstance(address, ast.AddressList):
-        return "[" + ",".join(address_text(item) for item in address.items) + "]"
-    return "!" + address_text(address.inner)
+    """An address in Snort's syntax."""
+    return formatter.address_text(address, list_sep=",")
 
 
 def port_text(port: ast.Port) -> str:
-    if isinstance(port, ast.AnyPort):
-        return "any"
-    if isinstance(port, ast.PortNumber):
-        return str(port.number)
-    if isinstance(port, ast.PortRange):
-        low = "" if port.low is None else str(port.low)
-        high = "" if port.high is None else str(port.high)
-        return f"{low}:{high}"
-    if isinstance(port, ast.PortVariable):
-        return f"${port.name}"
-    if isinstance(port, ast.PortList):
-        return "[" + ",".join(port_text(item) for item in port.items) + "]"
-    return "!" + port_text(port.inner)
+    """A port in Snort's syntax (`1024:` ranges)."""
+    return formatter.port_text(port, range_sep=":", list_sep=",")
 
 
 def header_text(header: ast.Header) -> str:
