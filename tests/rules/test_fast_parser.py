@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from rules import ast
 from rules._fast_parser import FastParser
 from rules.parser import RuleParser, _chunk_bounds
+from tests.rules.test_fuzz_parser import FRAGMENTS as FUZZ_FRAGMENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 LARK = RuleParser(fast=False)
@@ -220,83 +221,9 @@ def test_tricky_text_agrees(text: str) -> None:
     compare(text)
 
 
-FRAGMENTS = [
-    'rule "t" {',
-    "}",
-    "id 1",
-    "id1",
-    "match tcp",
-    "match http",
-    "where",
-    "and",
-    "or",
-    "not",
-    "(",
-    ")",
-    "ip.ttl",
-    "ip.dst",
-    "==",
-    "<",
-    "5",
-    "-3",
-    "0x1f",
-    "1.5",
-    '"x"',
-    "|4d 5a|",
-    "|4|",
-    "|",
-    "&",
-    "pkt_data",
-    "http.uri",
-    "contains",
-    "nocase",
-    "distance",
-    "within",
-    "offset",
-    "fast_pattern",
-    "only",
-    "matches",
-    "/a\\/b/i",
-    "{",
-    "byte_test(bytes 4, offset 0, > 5)",
-    "isdataat(",
-    ",",
-    "flowbits",
-    "isset",
-    "set",
-    "a.b",
-    "window 60s by src.ip: count() > 5",
-    "threshold limit 1 per 60s by src",
-    "from",
-    "to",
-    "$HOME_NET",
-    "port",
-    "[80, 90..]",
-    "!",
-    "10.0.0.0/8",
-    "::1",
-    "fe80::",
-    "established",
-    "in",
-    "1..5",
-    "<>",
-    "#c\n",
-    "\n",
-    "include",
-    "addresses",
-    "ports",
-    "=",
-    "severity",
-    "high",
-    "attack",
-    "T1046",
-    "option",
-    "disabled",
-    "tcp.flags",
-    "has",
-    "S",
-    "ignoring",
-]
+# The parser fuzzer's fragments, plus ones that probe the fast path's tokenizer
+# (a keyword glued to a number, IPv6 starting with a letter, a lone bar).
+FRAGMENTS = [*FUZZ_FRAGMENTS, "id1", "ip.dst", "|", "fe80::"]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
