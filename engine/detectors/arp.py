@@ -37,6 +37,7 @@ class ArpScanDetector(Detector):
     """One sender asking for many distinct addresses."""
 
     name = "arp_scan"
+    windowed = ("targets", "cooldown")
 
     def __init__(self, cfg: ArpScanConfig, clock: EventClock) -> None:
         self.cfg = cfg
@@ -80,18 +81,12 @@ class ArpScanDetector(Detector):
             )
         return out
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"targets": self.targets.snapshot(), "cooldown": self.cooldown.snapshot()}
-
-    def restore(self, snap: dict[str, Any]) -> None:
-        self.targets.restore(snap["targets"])
-        self.cooldown.restore(snap["cooldown"])
-
 
 class ArpSpoofDetector(Detector):
     """One MAC claiming several addresses in replies, or an address whose MAC changes."""
 
     name = "arp_spoof"
+    windowed = ("claims", "cooldown")
 
     def __init__(self, cfg: ArpSpoofConfig, clock: EventClock) -> None:
         self.cfg = cfg
@@ -184,13 +179,8 @@ class ArpSpoofDetector(Detector):
         )
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            "claims": self.claims.snapshot(),
-            "cooldown": self.cooldown.snapshot(),
-            "bindings": [[k, v] for k, v in self.bindings.items()],
-        }
+        return {**super().snapshot(), "bindings": [[k, v] for k, v in self.bindings.items()]}
 
     def restore(self, snap: dict[str, Any]) -> None:
-        self.claims.restore(snap["claims"])
-        self.cooldown.restore(snap["cooldown"])
+        super().restore(snap)
         self.bindings = OrderedDict((int(k), int(v)) for k, v in snap["bindings"])

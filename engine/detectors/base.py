@@ -230,6 +230,9 @@ class Detector:
     """
 
     name = "detector"
+    #: Attributes holding state with their own snapshot()/restore() (windows,
+    #: cooldowns); the default snapshot is theirs, keyed by attribute name.
+    windowed: tuple[str, ...] = ()
 
     def observe_packets(self, view: PacketView) -> list[Detection]:
         return []
@@ -238,10 +241,11 @@ class Detector:
         return []
 
     def snapshot(self) -> dict[str, Any]:
-        return {}
+        return {name: getattr(self, name).snapshot() for name in self.windowed}
 
     def restore(self, snap: dict[str, Any]) -> None:
-        return None
+        for name in self.windowed:
+            getattr(self, name).restore(snap[name])
 
 
 class Groups:

@@ -23,6 +23,7 @@ class BeaconDetector(Detector):
     """
 
     name = "beaconing"
+    windowed = ("cooldown",)
 
     def __init__(self, cfg: BeaconConfig, clock: EventClock) -> None:
         self.cfg = cfg
@@ -100,12 +101,12 @@ class BeaconDetector(Detector):
 
     def snapshot(self) -> dict[str, Any]:
         return {
+            **super().snapshot(),
             "starts": [[list(k), list(v)] for k, v in self.starts.items()],
-            "cooldown": self.cooldown.snapshot(),
             "evicted": self.evicted,
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.starts = OrderedDict((tuple(k), deque(v, maxlen=RING)) for k, v in snap["starts"])
-        self.cooldown.restore(snap["cooldown"])
+        super().restore(snap)
         self.evicted = int(snap["evicted"])

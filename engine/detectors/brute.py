@@ -33,6 +33,7 @@ class BruteForceDetector(Detector):
     """Repeated connections to a login port, or to any server that spoke SSH."""
 
     name = "brute_force"
+    windowed = ("attempts", "cooldown")
 
     def __init__(self, cfg: BruteForceConfig, clock: EventClock) -> None:
         self.cfg = cfg
@@ -121,13 +122,8 @@ class BruteForceDetector(Detector):
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            "attempts": self.attempts.snapshot(),
-            "cooldown": self.cooldown.snapshot(),
-            "ssh_servers": [list(k) for k in self.ssh_servers],
-        }
+        return {**super().snapshot(), "ssh_servers": [list(k) for k in self.ssh_servers]}
 
     def restore(self, snap: dict[str, Any]) -> None:
-        self.attempts.restore(snap["attempts"])
-        self.cooldown.restore(snap["cooldown"])
+        super().restore(snap)
         self.ssh_servers = OrderedDict((tuple(k), None) for k in snap["ssh_servers"])

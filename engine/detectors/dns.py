@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any
 
 import numpy as np
 
@@ -70,6 +69,7 @@ class DnsTunnelDetector(Detector):
     """Per client and registered domain: distinct names, their length, entropy and volume."""
 
     name = "dns_tunnel"
+    windowed = ("lengths", "entropies", "cooldown")
 
     def __init__(self, cfg: DnsTunnelConfig, clock: EventClock) -> None:
         self.cfg = cfg
@@ -159,15 +159,3 @@ class DnsTunnelDetector(Detector):
                 },
             )
         )
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "lengths": self.lengths.snapshot(),
-            "entropies": self.entropies.snapshot(),
-            "cooldown": self.cooldown.snapshot(),
-        }
-
-    def restore(self, snap: dict[str, Any]) -> None:
-        self.lengths.restore(snap["lengths"])
-        self.entropies.restore(snap["entropies"])
-        self.cooldown.restore(snap["cooldown"])

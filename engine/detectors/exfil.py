@@ -88,6 +88,7 @@ class ExfiltrationDetector(Detector):
     """Bytes sent from a home address to one outside address over the window, and the out/in ratio."""
 
     name = "exfiltration"
+    windowed = ("sent", "received", "cooldown")
 
     def __init__(self, cfg: ExfilConfig, clock: EventClock) -> None:
         self.cfg = cfg
@@ -196,16 +197,12 @@ class ExfiltrationDetector(Detector):
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "sent": self.sent.snapshot(),
-            "received": self.received.snapshot(),
-            "cooldown": self.cooldown.snapshot(),
+            **super().snapshot(),
             "baseline": [[list(k), v] for k, v in self.baseline.hosts.items()],
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
-        self.sent.restore(snap["sent"])
-        self.received.restore(snap["received"])
-        self.cooldown.restore(snap["cooldown"])
+        super().restore(snap)
         self.baseline.hosts = OrderedDict(
             ((int(k[0]), int(k[1])), list(v)) for k, v in snap["baseline"]
         )

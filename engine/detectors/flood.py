@@ -49,6 +49,8 @@ class FloodDetector(Detector):
     windowed count-min sketch of fixed size.
     """
 
+    windowed = ("victims", "pairs", "cooldown")
+
     def __init__(self, kind: str, cfg: FloodConfig, clock: EventClock) -> None:
         self.kind, self.cfg = kind, cfg
         self.name = f"{kind}_flood"
@@ -149,23 +151,12 @@ class FloodDetector(Detector):
             )
         )
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "victims": self.victims.snapshot(),
-            "pairs": self.pairs.snapshot(),
-            "cooldown": self.cooldown.snapshot(),
-        }
-
-    def restore(self, snap: dict[str, Any]) -> None:
-        self.victims.restore(snap["victims"])
-        self.pairs.restore(snap["pairs"])
-        self.cooldown.restore(snap["cooldown"])
-
 
 class ReflectionDetector(Detector):
     """Unsolicited responses (SYN-ACKs, RSTs, UDP from amplifier ports) at one victim from many hosts."""
 
     name = "reflection"
+    windowed = ("victims", "cooldown")
 
     def __init__(self, cfg: ReflectionConfig, clock: EventClock) -> None:
         self.cfg = cfg
@@ -234,18 +225,12 @@ class ReflectionDetector(Detector):
             )
         return out
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"victims": self.victims.snapshot(), "cooldown": self.cooldown.snapshot()}
-
-    def restore(self, snap: dict[str, Any]) -> None:
-        self.victims.restore(snap["victims"])
-        self.cooldown.restore(snap["cooldown"])
-
 
 class FanInDetector(Detector):
     """Unanswered connection attempts at one destination from many distinct sources."""
 
     name = "fan_in_ddos"
+    windowed = ("victims", "cooldown")
 
     def __init__(self, cfg: FanInConfig, clock: EventClock) -> None:
         self.cfg = cfg
@@ -290,10 +275,3 @@ class FanInDetector(Detector):
                 )
             )
         return out
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"victims": self.victims.snapshot(), "cooldown": self.cooldown.snapshot()}
-
-    def restore(self, snap: dict[str, Any]) -> None:
-        self.victims.restore(snap["victims"])
-        self.cooldown.restore(snap["cooldown"])

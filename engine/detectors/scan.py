@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from engine.detectors.base import (
@@ -37,6 +35,7 @@ class PortScanDetector(Detector):
     """Many ports of one host probed by one source, half-open handshakes, or unreachable replies."""
 
     name = "port_scan"
+    windowed = ("ports", "half_open", "unreachable", "cooldown")
 
     def __init__(self, cfg: PortScanConfig, clock: EventClock) -> None:
         self.cfg = cfg
@@ -167,25 +166,12 @@ class PortScanDetector(Detector):
             )
         )
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "ports": self.ports.snapshot(),
-            "half_open": self.half_open.snapshot(),
-            "unreachable": self.unreachable.snapshot(),
-            "cooldown": self.cooldown.snapshot(),
-        }
-
-    def restore(self, snap: dict[str, Any]) -> None:
-        self.ports.restore(snap["ports"])
-        self.half_open.restore(snap["half_open"])
-        self.unreachable.restore(snap["unreachable"])
-        self.cooldown.restore(snap["cooldown"])
-
 
 class HostSweepDetector(Detector):
     """One source probing many hosts on one port, or pinging many hosts."""
 
     name = "host_sweep"
+    windowed = ("hosts", "cooldown")
 
     def __init__(self, cfg: HostSweepConfig, clock: EventClock) -> None:
         self.cfg = cfg
@@ -234,10 +220,3 @@ class HostSweepDetector(Detector):
                 )
             )
         return out
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"hosts": self.hosts.snapshot(), "cooldown": self.cooldown.snapshot()}
-
-    def restore(self, snap: dict[str, Any]) -> None:
-        self.hosts.restore(snap["hosts"])
-        self.cooldown.restore(snap["cooldown"])
