@@ -196,9 +196,11 @@ class Pcre:
         if option.value is None:
             raise Decline("pcre needs a pattern")
         negated, text = split_negation(option.value)
-        if len(text) < 4 or text[0] != '"' or text[-1] != '"' or text[1] != "/":
+        # Suricata also reads the pattern without quotes: `pcre:/a.b/U;`
+        quoted = len(text) >= 2 and text[0] == '"' and text[-1] == '"'
+        body = text[1:-1] if quoted else text
+        if len(body) < 2 or body[0] != "/":
             raise Decline('pcre must read "/pattern/flags"')
-        body = text[1:-1]
         end = body.rfind("/")
         if end <= 0:
             raise Decline("pcre pattern has no closing '/'")

@@ -125,3 +125,18 @@ def test_imported_absent_alerts_on_requests_without_the_buffer() -> None:
 
     assert alerts(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n") == [1]
     assert alerts(b"GET / HTTP/1.1\r\nHost: a\r\nReferer: http://b/\r\n\r\n") == []
+
+
+def test_unquoted_pcre_reads_as_the_quoted_one() -> None:
+    quoted = one('pcre:"/one(self)?/Ui";')
+    bare = one("pcre:/one(self)?/Ui;")
+    assert bare.condition == quoted.condition
+    assert bare.condition == ast.Sequence(ast.Buffer("http.uri"), (ast.Regex("one(self)?", "i"),))
+    (back,) = import_text(export_rules([bare]).text, "b.rules").rules
+    assert back.condition == bare.condition
+
+
+def test_unquoted_pcre_without_slashes_is_declined() -> None:
+    result = import_text("alert tcp any any -> any any (pcre:abc; sid:1;)", "t.rules")
+    assert not result.rules[0].enabled
+    assert [d.option for d in result.diagnostics] == ["pcre"]
