@@ -112,6 +112,7 @@ class RuleBuilder:
     pending: PendingContent | None = None
     last: PendingContent | None = None  # the latest content, which modifiers still reach
     verbatim: bool = False  # after an unknown option: keep the rest as written
+    sticky_at: int = 0  # len(entries) when the sticky buffer was selected
 
     # ---- payload placement -------------------------------------------------
 
@@ -138,6 +139,7 @@ class RuleBuilder:
     def set_sticky(self, buffer: ast.Buffer) -> None:
         """A sticky buffer option: later matchers inspect `buffer` from its start."""
         self.sticky = buffer
+        self.sticky_at = len(self.entries)
         self.open = None
         self.last = None
 

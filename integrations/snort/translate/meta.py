@@ -84,20 +84,26 @@ class Metadata:
     def __init__(self) -> None:
         self._entries: dict[str, ast.MetadataEntry] = {}
 
-    def _entry(self, text: str) -> ast.MetadataEntry:
+    def _entry(self, text: str) -> ast.MetadataEntry | ast.OpaqueOption:
         entry = self._entries.get(text)
         if entry is None:
             key, _, value = text.partition(" ")
-            if not _WORD.match(key):
-                raise Decline(f"metadata key {key!r} is not a name")
-            entry = ast.MetadataEntry(key, value.strip())
+            if _WORD.match(key):
+                entry = ast.MetadataEntry(key, value.strip())
+            else:
+                # Not `key value` (`priority:5`): Suricata skips such an entry; it
+                # is kept as written, on the rule, so the export writes it back.
+                return ast.OpaqueOption("metadata", text)
             if len(self._entries) < self._CACHE_LIMIT:
                 self._entries[text] = entry
         return entry
 
     def translate(self, option: RawOption, rule: RuleBuilder) -> None:
         entries = [self._entry(text) for text in split_commas(_value(option)) if text]
-        for entry in entries:  # only once every entry was readable
+        for entry in entries:
+            if isinstance(entry, ast.OpaqueOption):
+                rule.options.append(entry)
+                continue
             key, value = entry.key, entry.value
             if key == TECHNIQUE_KEY and _TECHNIQUE.match(value):
                 if value not in rule.techniques:

@@ -453,15 +453,40 @@ class Absent:
         buffer = rule.sticky
         if buffer is None or not buffer.name.startswith("http.") or buffer.transforms:
             raise Decline("absent is read on HTTP buffers only")
-        if rule.open is not None and rule.open.buffer == buffer and rule.open.items:
+        if (rule.open is not None and rule.open.buffer == buffer and rule.open.items) or (
+            rule.open is None and len(rule.entries) != rule.sticky_at
+        ):
             raise Decline("absent must directly follow its sticky buffer")
         sequence = OpenSequence(buffer, absent="or_else" if mode else "only")
         rule.entries.append(sequence)
         rule.open = sequence if mode else None
 
 
+class TlsName:
+    """Suricata's older `tls.issuerdn:"C=FR, CN=x"` / `tls.subject:!"CN=y"`: the
+    certificate's issuer (subject) contains the text, as `tls.cert_issuer;
+    content:"..."` does."""
+
+    names = frozenset({"tls.issuerdn", "tls.subject"})
+    _BUFFERS = {"tls.issuerdn": "tls.cert_issuer", "tls.subject": "tls.cert_subject"}
+    _TEXT = re.compile(r'"([^"\\|]+)"|([^"\\|]+)')
+
+    def translate(self, option: RawOption, rule: RuleBuilder) -> None:
+        negated, text = split_negation(option.value or "")
+        found = self._TEXT.fullmatch(text.strip())
+        if found is None:
+            raise Decline(f"cannot read {option.name} {option.value!r}")
+        value = found.group(1) if found.group(1) is not None else found.group(2).strip()
+        content = ast.Content(value.encode(), negated=negated)
+        rule.add_condition(ast.Sequence(ast.Buffer(self._BUFFERS[option.name]), (content,)))
+        # what follows starts afresh on the sticky buffer, as after any other sequence
+        rule.open = None
+        rule.last = None
+
+
 TRANSLATORS = (
     Absent(),
+    TlsName(),
     ContentOption(),
     ContentModifier(),
     BufferOption(),

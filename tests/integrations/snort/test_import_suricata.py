@@ -140,3 +140,27 @@ def test_unquoted_pcre_without_slashes_is_declined() -> None:
     result = import_text("alert tcp any any -> any any (pcre:abc; sid:1;)", "t.rules")
     assert not result.rules[0].enabled
     assert [d.option for d in result.diagnostics] == ["pcre"]
+
+
+def test_tls_issuerdn_is_a_content_on_the_certificate_issuer() -> None:
+    rule = one('tls.issuerdn:"C=FR, CN=SELKS";', head="alert tls any any -> any any")
+    assert rule.condition == ast.Sequence(
+        ast.Buffer("tls.cert_issuer"), (ast.Content(b"C=FR, CN=SELKS"),)
+    )
+    negated = one('tls.subject:!"CN=x";', head="alert tls any any -> any any")
+    assert negated.condition == ast.Sequence(
+        ast.Buffer("tls.cert_subject"), (ast.Content(b"CN=x", negated=True),)
+    )
+    (back,) = import_text(export_rules([rule]).text, "b.rules").rules
+    assert back.condition == rule.condition
+
+
+def test_metadata_entry_without_a_key_value_shape_is_kept_on_the_rule() -> None:
+    rule = one('content:"www"; metadata:created_at 2022_25_07,priority:5;')
+    assert rule.enabled
+    assert rule.metadata == (ast.MetadataEntry("created_at", "2022_25_07"),)
+    assert ast.OpaqueOption("metadata", "priority:5") in rule.options
+    exported = export_rules([rule]).text
+    assert "metadata:priority:5" in exported
+    (back,) = import_text(exported, "b.rules").rules
+    assert back == rule
