@@ -462,13 +462,15 @@ class Absent:
         rule.open = sequence if mode else None
 
 
+_TLS_NAME_BUFFERS = {"tls.issuerdn": "tls.cert_issuer", "tls.subject": "tls.cert_subject"}
+
+
 class TlsName:
     """Suricata's older `tls.issuerdn:"C=FR, CN=x"` / `tls.subject:!"CN=y"`: the
     certificate's issuer (subject) contains the text, as `tls.cert_issuer;
     content:"..."` does."""
 
     names = frozenset({"tls.issuerdn", "tls.subject"})
-    _BUFFERS = {"tls.issuerdn": "tls.cert_issuer", "tls.subject": "tls.cert_subject"}
     _TEXT = re.compile(r'"([^"\\|]+)"|([^"\\|]+)')
 
     def translate(self, option: RawOption, rule: RuleBuilder) -> None:
@@ -478,7 +480,7 @@ class TlsName:
             raise Decline(f"cannot read {option.name} {option.value!r}")
         value = found.group(1) if found.group(1) is not None else found.group(2).strip()
         content = ast.Content(value.encode(), negated=negated)
-        rule.add_condition(ast.Sequence(ast.Buffer(self._BUFFERS[option.name]), (content,)))
+        rule.add_condition(ast.Sequence(ast.Buffer(_TLS_NAME_BUFFERS[option.name]), (content,)))
         # what follows starts afresh on the sticky buffer, as after any other sequence
         rule.open = None
         rule.last = None
