@@ -98,6 +98,11 @@ _FLOW: tuple[tuple[str, str, str], ...] = (
     ("http.uri.raw.len", "int", "raw URI length (Snort urilen raw)"),
     ("tls.version", "string", "negotiated TLS version"),
     ("dns.opcode", "int", "DNS opcode"),
+    (
+        "tls.cert_chain_len",
+        "int",
+        "certificates in the server's chain (Suricata tls.cert_chain_len)",
+    ),
 )
 
 _BUFFERS: tuple[tuple[str, str], ...] = (

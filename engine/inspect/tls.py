@@ -22,6 +22,10 @@ HS_SERVER_HELLO = 2
 HS_CERTIFICATE = 11
 HS_SERVER_HELLO_DONE = 14
 
+#: The number of certificates in the server's Certificate message (not a byte buffer:
+#: the `tls.cert_chain_len` field reads it).
+CHAIN_LENGTH = "tls.cert_chain_len"
+
 _OID_NAMES = {
     "2.5.4.3": "CN",
     "2.5.4.4": "SN",
@@ -375,6 +379,8 @@ class TlsDirection:
                 out.update(server_hello(body))
             elif mtype == HS_CERTIFICATE and not self.is_client:
                 fields, ders = certificate_message(body)
+                # an integer carried as its decimal text, like the other buffers' bytes
+                out[CHAIN_LENGTH] = str(len(ders)).encode()
                 if fields:
                     st.tls_certificates += 1
                     out.update(fields)

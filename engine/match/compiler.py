@@ -81,6 +81,9 @@ PAYLOAD_BUFFERS = frozenset({"pkt_data", "raw_data"})
 HEADER_BUFFERS = frozenset({"ipv4.hdr", "ipv6.hdr", "tcp.hdr", "udp.hdr"})
 #: Buffers with no fast-pattern database of their own.
 _UNSCANNED = HEADER_BUFFERS | {"base64_data"}
+#: Fields read from what the inspector found in a transaction: a rule comparing them
+#: reads application data, so it is evaluated, and alerts once, per transaction.
+APP_FIELDS = frozenset({"tls.cert_chain_len", "dns.rrtype"})
 
 #: Where a TCP rule's packet-payload contents are matched: on each packet only (a
 #: `tcp-pkt` header, `no_stream`, a `dsize` test, or a rule reading application
@@ -522,7 +525,7 @@ def compile_ruleset(
             "pkt_data" if s.buffer.name in PAYLOAD_BUFFERS else s.buffer.name
             for s in _all_sequences(rule.condition)
             if s.buffer.name not in HEADER_BUFFERS
-        )
+        ) | frozenset(name for name in APP_FIELDS if _reads_field(rule.condition, name))
         stream = stream_mode(rule, buffers)
         fast = choose_fast_pattern(rule, prefer_app=stream != STREAM_NONE)
         if fast is not None and len(fast.pattern) < MIN_FAST_PATTERN:

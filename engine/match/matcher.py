@@ -227,6 +227,9 @@ class _Packet:
             return self.app_proto
         if name == "dns.opcode":
             return self._dns_opcode(proto)
+        if name == "tls.cert_chain_len":
+            count = self.buffers.get("tls.cert_chain_len")
+            return None if count is None else int(count)
         if name == "http.uri.len":
             uri = self.buffers.get("http.uri")
             return None if uri is None else len(uri)

@@ -42,9 +42,10 @@ NUMERIC_FIELDS = {
     "icmp_seq": ("icmp.seq", False),
     "fragoffset": ("ip.frag_offset", False),
     "dns.opcode": ("dns.opcode", False),  # Suricata
+    "tls.cert_chain_len": ("tls.cert_chain_len", False),  # Suricata
 }
 #: NUMERIC_FIELDS options Snort 3 lacks.
-SURICATA_NUMERIC = frozenset({"dns.opcode"})
+SURICATA_NUMERIC = frozenset({"dns.opcode", "tls.cert_chain_len"})
 
 _IP_PROTOCOLS = {
     "icmp": 1,

@@ -126,9 +126,11 @@ def test_tls_issuer_on_every_session() -> None:
 @pytest.mark.shared
 def test_tls_certificate_chain() -> None:
     path, checksums = verify_case("tls-certs-alert")
-    certs = [v for _, v in found(run_pcap(path, checksums=checksums), "tls.certs")]
+    rows = run_pcap(path, checksums=checksums)
+    certs = [v for _, v in found(rows, "tls.certs")]
     needles = ["30160603550403130f", "30250603550403131e", "301e06035504031317"]
     assert len(certs) == 3
+    assert [v for _, v in found(rows, "tls.cert_chain_len")] == [b"3"]
     assert [bytes.fromhex(n) in c for n, c in zip(needles, certs, strict=True)] == [True] * 3
 
 

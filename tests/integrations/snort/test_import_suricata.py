@@ -164,3 +164,16 @@ def test_metadata_entry_without_a_key_value_shape_is_kept_on_the_rule() -> None:
     assert "metadata:priority:5" in exported
     (back,) = import_text(exported, "b.rules").rules
     assert back == rule
+
+
+def test_tls_cert_chain_len_is_a_field_comparison() -> None:
+    field = ast.FieldRef("tls.cert_chain_len")
+    head = "alert tls any any -> any any"
+    assert one("tls.cert_chain_len:3;", head).condition == ast.Comparison(field, "==", 3)
+    assert one("tls.cert_chain_len:!2;", head).condition == ast.Comparison(field, "!=", 2)
+    rule = one("tls.cert_chain_len:0<>4;", head)
+    assert rule.condition == ast.Comparison(field, "in", ast.Range(0, 4, inclusive=False))
+    exported = export_rules([rule])
+    assert "tls.cert_chain_len:0<>4" in exported.text
+    (back,) = import_text(exported.text, "b.rules").rules
+    assert back.condition == rule.condition

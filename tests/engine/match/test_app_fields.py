@@ -1,0 +1,81 @@
+"""Fields read from what the inspector found in a transaction (TLS certificate chain
+length), compared per transaction as Suricata's integer keywords are."""
+
+from __future__ import annotations
+
+from engine.inspect import Inspector
+from tests.engine.match.traffic import data, handshake, matcher_for, run_packets, sids
+
+
+def der(tag: int, body: bytes) -> bytes:
+    assert len(body) < 0x10000
+    if len(body) < 0x80:
+        return bytes([tag, len(body)]) + body
+    return bytes([tag, 0x82]) + len(body).to_bytes(2, "big") + body
+
+
+def name(common_name: str) -> bytes:
+    oid = der(0x06, bytes([0x55, 0x04, 0x03]))  # 2.5.4.3, CN
+    return der(0x30, der(0x31, der(0x30, oid + der(0x13, common_name.encode()))))
+
+
+def certificate(subject: str, issuer: str) -> bytes:
+    algorithm = der(0x30, der(0x06, bytes([0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02])))
+    validity = der(0x30, der(0x17, b"240101000000Z") + der(0x17, b"250101000000Z"))
+    tbs = der(0x02, b"\x01") + algorithm + name(issuer) + validity + name(subject)
+    return der(0x30, der(0x30, tbs) + algorithm + der(0x03, b"\x00\x01"))
+
+
+def handshake_record(message_type: int, body: bytes) -> bytes:
+    message = bytes([message_type]) + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x03" + len(message).to_bytes(2, "big") + message
+
+
+def client_hello() -> bytes:
+    body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x00\x2f" + b"\x01\x00"
+    return handshake_record(1, body)
+
+
+def server_flight(chain_length: int) -> bytes:
+    hello = b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x2f" + b"\x00"
+    certs = b"".join(
+        len(c).to_bytes(3, "big") + c
+        for c in (certificate(f"host{i}", f"ca{i}") for i in range(chain_length))
+    )
+    chain = len(certs).to_bytes(3, "big") + certs
+    return handshake_record(2, hello) + handshake_record(11, chain) + handshake_record(14, b"")
+
+
+def tls_session(chain_length: int) -> list[object]:
+    hello = client_hello()
+    return [
+        *handshake(sp=443),
+        data(hello, sp=443),
+        data(server_flight(chain_length), to_server=False, sp=443, seq=501),
+        data(b"\x17\x03\x03\x00\x01\x00", sp=443, seq=101 + len(hello)),
+    ]
+
+
+def rules() -> str:
+    tests = ["== 3", "< 4", "in 0<>4", "!= 2"]
+    return "".join(
+        f'rule "r{i}" {{ id {i} match tls where tls.cert_chain_len {t} }}'
+        for i, t in enumerate(tests, start=1)
+    )
+
+
+def test_chain_length_is_compared_once_per_certificate_message() -> None:
+    alerts = run_packets(matcher_for(rules(), inspector=Inspector()), tls_session(3))
+    assert sids(alerts) == [1, 2, 3, 4]
+    assert {a.match.packet for a in alerts} == {5}  # the server's certificate flight
+
+
+def test_chain_length_tests_that_do_not_hold() -> None:
+    alerts = run_packets(matcher_for(rules(), inspector=Inspector()), tls_session(2))
+    assert sids(alerts) == [2, 3]
+
+
+def test_chain_length_is_absent_without_a_certificate_message() -> None:
+    text = 'rule "any chain" { id 9 match tls where tls.cert_chain_len >= 0 }'
+    session = tls_session(1)[:-2]  # client hello only
+    assert sids(run_packets(matcher_for(text, inspector=Inspector()), session)) == []
