@@ -257,10 +257,11 @@ class ByteTest(Node):
 
     `operator` is one of `<`, `>`, `<=`, `>=`, `==`, `&`, `^`; `negated` is
     Snort's `!` prefix.  `endian` is `big`, `little` or `dce`; `string` is
-    `hex`, `dec` or `oct` when the bytes are text.
+    `hex`, `dec` or `oct` when the bytes are text.  `bytes` may be the name of
+    an earlier `byte_extract`/`byte_math` result (Suricata).
     """
 
-    bytes: int
+    bytes: Operand
     operator: str
     value: Operand
     offset: Operand
@@ -273,9 +274,10 @@ class ByteTest(Node):
 
 @dataclass(frozen=True, slots=True)
 class ByteJump(Node):
-    """`byte_jump(...)`: read a length and move the cursor by it."""
+    """`byte_jump(...)`: read a length and move the cursor by it (`bytes` a number
+    or an extracted name)."""
 
-    bytes: int
+    bytes: Operand
     offset: Operand
     relative: bool = False
     multiplier: int | None = None
@@ -307,10 +309,11 @@ class ByteExtract(Node):
 class ByteMath(Node):
     """`byte_math(...)`: `result = read(bytes, offset) operator rvalue`.
 
-    `operator` is one of `+`, `-`, `*`, `/`, `<<`, `>>`.
+    `operator` is one of `+`, `-`, `*`, `/`, `<<`, `>>`; `bytes` is a number or
+    an extracted name.
     """
 
-    bytes: int
+    bytes: Operand
     offset: Operand
     operator: str
     rvalue: Operand

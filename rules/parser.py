@@ -1131,6 +1131,11 @@ class _CallBuilder:
         value = self._take("bytes", required=True, kind="int")
         return value if isinstance(value, int) else 0
 
+    def _bytes_operand(self) -> ast.Operand:
+        """`bytes N` or, where Suricata allows it, `bytes NAME` of an extracted value."""
+        value = self._take("bytes", required=True, kind="operand")
+        return value if isinstance(value, int | str) else 0
+
     def build(self) -> Any:
         method = getattr(self, f"_build_{self.name}")
         node = method()
@@ -1138,7 +1143,7 @@ class _CallBuilder:
         return node
 
     def _build_byte_test(self) -> ast.ByteTest:
-        nbytes = self._bytes()
+        nbytes = self._bytes_operand()
         offset = self._take("offset", required=True)
         op_arg = self.args.pop("op", None)
         operator, value, negated = "==", 0, False
@@ -1170,7 +1175,7 @@ class _CallBuilder:
         )
 
     def _build_byte_jump(self) -> ast.ByteJump:
-        nbytes = self._bytes()
+        nbytes = self._bytes_operand()
         offset = self._take("offset", required=True)
         return ast.ByteJump(
             nbytes,
@@ -1199,7 +1204,7 @@ class _CallBuilder:
         )
 
     def _build_byte_math(self) -> ast.ByteMath:
-        nbytes = self._bytes()
+        nbytes = self._bytes_operand()
         offset = self._take("offset", required=True)
         oper_arg = self.args.get("oper")
         operator = self._take("oper", required=True, kind="name")

@@ -51,6 +51,16 @@ class Scratch:
     budget: int = BACKTRACK_BUDGET
 
 
+def _read_counted(
+    buf: bytes, pos: int, nbytes: int, endian: str | None, string: str | None
+) -> int | None:
+    """`read_number`, where a byte count taken from an extracted value may be 0: Suricata
+    then reads the value 0 (at a position inside the buffer) and moves on by 0 bytes."""
+    if nbytes == 0:
+        return 0 if 0 <= pos < len(buf) else None
+    return read_number(buf, pos, nbytes, endian, string)
+
+
 def _operand(value: ast.Operand | None, scratch: Scratch, default: int = 0) -> int | None:
     if value is None:
         return default
@@ -417,8 +427,11 @@ def _run(
             value = _operand(step.value, scratch)
             if offset is None or value is None:
                 return False
+            nbytes = _operand(step.bytes, scratch)
+            if nbytes is None:
+                return False
             pos = (cursor if step.relative else 0) + offset
-            got = read_number(buf, pos, step.bytes, step.endian, step.string)
+            got = _read_counted(buf, pos, nbytes, step.endian, step.string)
             if got is None:
                 return False
             got = _apply_bitmask(got, step.bitmask)
@@ -429,8 +442,11 @@ def _run(
             offset = _operand(step.offset, scratch)
             if offset is None:
                 return False
+            nbytes = _operand(step.bytes, scratch)
+            if nbytes is None:
+                return False
             pos = (cursor if step.relative else 0) + offset
-            got = read_number(buf, pos, step.bytes, step.endian, step.string)
+            got = _read_counted(buf, pos, nbytes, step.endian, step.string)
             if got is None:
                 return False
             got = _apply_bitmask(got, step.bitmask)
@@ -443,7 +459,7 @@ def _run(
             elif step.from_end:
                 base = size
             else:
-                base = pos + step.bytes
+                base = pos + nbytes
             post = _operand(step.post_offset, scratch) or 0
             new = base + got + post
             if new < 0 or new > size:
@@ -469,8 +485,11 @@ def _run(
             rvalue = _operand(step.rvalue, scratch)
             if offset is None or rvalue is None:
                 return False
+            nbytes = _operand(step.bytes, scratch)
+            if nbytes is None:
+                return False
             pos = (cursor if step.relative else 0) + offset
-            got = read_number(buf, pos, step.bytes, step.endian, step.string)
+            got = _read_counted(buf, pos, nbytes, step.endian, step.string)
             if got is None:
                 return False
             got = _apply_bitmask(got, step.bitmask)

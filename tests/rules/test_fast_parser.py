@@ -183,6 +183,8 @@ TRICKY = [
     'rule "a" { id 5 match tcp where pkt_data byte_jump(bytes 4, offset 0, post_offset -2, string "dec") }',
     'rule "a" { id 5 match tcp where pkt_data not byte_test(bytes 1, offset 0, > 1) }',
     'rule "a" { id 5 match tcp where pkt_data isdataat() }',
+    'rule "a" { id 5 match tcp where pkt_data { byte_extract(bytes 1, offset 4, name n) byte_jump(bytes n, offset 0, relative) byte_test(bytes n, offset 0, == 1) } }',
+    'rule "a" { id 5 match tcp where pkt_data byte_extract(bytes n, offset 0, name m) }',
     'rule "a" { id 5 match tcp where pkt_data base64_decode() }',
     # contents and regexes
     'rule "a" { id 5 match tcp where pkt_data contains "" }',

@@ -435,3 +435,20 @@ def test_signature_library_parses() -> None:
         pytest.skip("no .shrike files under signatures/ yet")
     for path in files:
         parse_file(path)
+
+
+def test_byte_count_may_be_an_extracted_name_except_in_byte_extract() -> None:
+    got = condition(
+        """pkt_data {
+      byte_extract(bytes 1, offset 4, name n, relative)
+      byte_jump(bytes n, offset 0, relative)
+      byte_test(bytes n, offset 0, == 1)
+      byte_math(bytes n, offset 1, oper +, rvalue 2, result r)
+    }"""
+    )
+    assert isinstance(got, ast.Sequence)
+    assert [item.bytes for item in got.items] == [1, "n", "n", "n"]  # type: ignore[union-attr]
+    with pytest.raises(RuleErrors, match="`bytes` must be a number in byte_extract"):
+        parse_text(
+            'rule "a" { id 1 match tcp where pkt_data byte_extract(bytes n, offset 0, name m) }'
+        )

@@ -309,7 +309,7 @@ class ByteTest:
             raise Decline(f"unknown byte_test operator '{parts[1]}'")
         flags = _ByteFlags(parts[4:], _COMMON).values
         node = ast.ByteTest(
-            bytes=parse_int(parts[0], "bytes"),
+            bytes=parse_operand(parts[0], "bytes"),  # Suricata: or an extracted name
             operator=operator,
             value=parse_operand(parts[2], "value"),
             offset=parse_operand(parts[3], "offset"),
@@ -331,7 +331,7 @@ class ByteJump:
         if flags.get("align") not in (None, True):
             raise Decline("byte_jump align takes no value")
         node = ast.ByteJump(
-            bytes=parse_int(parts[0], "bytes"),
+            bytes=parse_operand(parts[0], "bytes"),
             offset=parse_operand(parts[1], "offset"),
             **flags,  # type: ignore[arg-type]
         )
@@ -381,7 +381,7 @@ class ByteMath:
             raise Decline(f"unknown byte_math operator '{keyed['oper']}'")
         values = _ByteFlags(flags, _COMMON).values
         node = ast.ByteMath(
-            bytes=parse_int(keyed["bytes"], "bytes"),
+            bytes=parse_operand(keyed["bytes"], "bytes"),
             offset=parse_operand(keyed["offset"], "offset"),
             operator=keyed["oper"],
             rvalue=parse_operand(keyed["rvalue"], "rvalue"),

@@ -130,6 +130,37 @@ def test_byte_extract_feeds_a_later_depth() -> None:
     assert not holds(where, b"\x02xok")
 
 
+def test_byte_count_read_from_an_extracted_value() -> None:
+    # the first byte says how wide the big-endian number after it is
+    test = (
+        "pkt_data { byte_extract(bytes 1, offset 0, name n) byte_test(bytes n, offset 1, == 258) }"
+    )
+    assert holds(test, b"\x02\x01\x02")
+    assert not holds(test, b"\x01\x01\x02")  # one byte: 1
+    jump = (
+        "pkt_data { byte_extract(bytes 1, offset 0, name n) "
+        'byte_jump(bytes n, offset 0, relative) contains "Z" distance 0 within 1 }'
+    )
+    assert holds(jump, b"\x01\x02abZ")  # 1-byte length 2 read at 1, skips "ab"
+    assert not holds(jump, b"\x01\x03abZ")
+    math = (
+        "pkt_data { byte_extract(bytes 1, offset 0, name n) "
+        "byte_math(bytes n, offset 1, oper +, rvalue 1, result r) byte_test(bytes 1, offset 0, == r) }"
+    )
+    assert holds(math, b"\x01\x00")
+    assert not holds("pkt_data byte_test(bytes unknown, offset 0, == 0)", b"\x00")
+
+
+def test_byte_count_of_zero_reads_zero_without_moving() -> None:
+    # Suricata reads nothing and jumps by 0 from where it stands
+    where = (
+        "pkt_data { byte_extract(bytes 1, offset 0, name n) "
+        "byte_jump(bytes n, offset 0, relative) isdataat(offset 1, relative) }"
+    )
+    assert holds(where, b"\x00ab")
+    assert not holds(where, b"\x00a")
+
+
 def test_byte_math_result_is_usable_as_an_operand() -> None:
     where = (
         "pkt_data { byte_math(bytes 1, offset 0, oper *, rvalue 2, result size) "

@@ -177,3 +177,21 @@ def test_tls_cert_chain_len_is_a_field_comparison() -> None:
     assert "tls.cert_chain_len:0<>4" in exported.text
     (back,) = import_text(exported.text, "b.rules").rules
     assert back.condition == rule.condition
+
+
+def test_byte_count_may_be_a_byte_extract_name() -> None:
+    rule = one(
+        'content:"|00 00 00|"; byte_extract:1,4,len,relative; byte_jump:len,0,relative; '
+        "byte_test:len,=,1,0; byte_math:bytes len, offset 1, oper +, rvalue 2, result r;"
+    )
+    assert isinstance(rule.condition, ast.Sequence)
+    items = rule.condition.items
+    assert [type(i).__name__ for i in items[1:]] == [
+        "ByteExtract",
+        "ByteJump",
+        "ByteTest",
+        "ByteMath",
+    ]
+    assert [i.bytes for i in items[1:]] == [1, "len", "len", "len"]  # type: ignore[union-attr]
+    (back,) = import_text(export_rules([rule]).text, "b.rules").rules
+    assert back.condition == rule.condition
