@@ -173,6 +173,8 @@ _RESERVED: set[str] = set(
             "within",
             "length",
             "per",
+            "multiplier",
+            "unique",
         ]
     )
 )
@@ -501,17 +503,33 @@ class FastParser:
         else:
             kind = word
         count = self._int(1, 2**31 - 1)
-        self._take_text("per")
-        amount, unit = self._duration()
-        seconds = amount * ast._UNIT_SECONDS[unit]
-        if seconds != int(seconds) or seconds <= 0:
-            raise Decline
+        multiplier = None
+        if kind == "backoff":
+            self._take_text("multiplier")
+            multiplier = self._int(1, 2**31 - 1)
+            seconds = 0.0
+        else:
+            self._take_text("per")
+            amount, unit = self._duration()
+            seconds = amount * ast._UNIT_SECONDS[unit]
+            if seconds != int(seconds) or seconds <= 0:
+                raise Decline
         self._take_text("by")
         track = self._take("W")
         if track not in self._lark.TRACKS:
             raise Decline
+        unique = None
+        if kind == "detection_filter" and self._word() == "unique":
+            self.i += 1
+            unique = self._field_ref().name
         threshold = ast.Threshold(
-            kind, count, int(seconds), track, span=self._span(at, self._stop())
+            kind,
+            count,
+            int(seconds),
+            track,
+            multiplier,
+            unique,
+            span=self._span(at, self._stop()),
         )
         return "thresholds", (threshold,)
 

@@ -473,14 +473,20 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 class Threshold(Node):
     """Snort `threshold`/`detection_filter`: `threshold limit 1 per 60s by src`.
 
-    `kind` is `limit`, `threshold`, `both` or `detection_filter`; `track` is
-    `src`, `dst`, `rule`, `both` (source and destination pair) or `flow`.
+    `kind` is `limit`, `threshold`, `both`, `backoff` or `detection_filter`;
+    `track` is `src`, `dst`, `rule`, `both` (source and destination pair) or
+    `flow`.  `backoff` (Suricata) has no period: it alerts on match `count`,
+    then `count * multiplier`, `count * multiplier**2`, ... (`seconds` is 0).
+    `unique` (Suricata `unique_on`) makes a `detection_filter` count the
+    distinct values of that field (`src.port`) instead of the matches.
     """
 
     kind: str
     count: int
     seconds: int
     track: str
+    multiplier: int | None = None
+    unique: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -398,11 +398,15 @@ def window_text(window: ast.Window) -> str:
 
 
 def threshold_text(threshold: ast.Threshold) -> str:
+    if threshold.kind == "backoff":
+        multiplier = threshold.multiplier
+        return f"threshold backoff {threshold.count} multiplier {multiplier} by {threshold.track}"
     if threshold.kind == "detection_filter":
         head = f"detection_filter {threshold.count}"
     else:
         head = f"threshold {threshold.kind} {threshold.count}"
-    return f"{head} per {threshold.seconds}s by {threshold.track}"
+    unique = f" unique {threshold.unique}" if threshold.unique else ""
+    return f"{head} per {threshold.seconds}s by {threshold.track}{unique}"
 
 
 # ---------------------------------------------------------------------------

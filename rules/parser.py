@@ -49,7 +49,7 @@ ACTIONS = (
     "rejectdst",
     "rejectboth",
 )
-THRESHOLD_KINDS = ("limit", "threshold", "both")
+THRESHOLD_KINDS = ("limit", "threshold", "both", "backoff")
 TRACKS = ("src", "dst", "rule", "both", "flow")
 BIT_TESTS = ("isset", "isnotset")
 BIT_ACTIONS = ("set", "unset", "toggle", "setx", "reset", "noalert")
@@ -961,22 +961,46 @@ class _AstBuilder(Transformer):
     def threshold_stmt(self, c: list[Any]) -> _Statement:
         kind = self._choice(c[1], THRESHOLD_KINDS, "threshold type")
         count = self._int(c[2], 1, 2**31 - 1, "count")
+        seconds, multiplier = 0, None
+        if c[3].type == "INT":  # `multiplier M`: a backoff has no period
+            multiplier = self._int(c[3], 1, 2**31 - 1, "multiplier")
+            if kind != "backoff":
+                self._report(
+                    RuleValueError(
+                        f"threshold {kind} counts per period, not with a multiplier",
+                        self._tok_span(c[3]),
+                        hint=f"write `threshold {kind} {count} per 60s by ...`",
+                    )
+                )
+        elif kind == "backoff":
+            self._report(
+                RuleValueError(
+                    "threshold backoff takes a multiplier, not a period",
+                    self._tok_span(c[3]),
+                    hint=f"write `threshold backoff {count} multiplier 2 by flow`",
+                )
+            )
+        else:
+            seconds = self._seconds(c[3])
         threshold = ast.Threshold(
             kind,
             count,
-            self._seconds(c[3]),
+            seconds,
             self._choice(c[4], TRACKS, "track"),
+            multiplier,
             span=self._span(c),
         )
         return self._stmt("thresholds", [threshold], c)
 
     def filter_stmt(self, c: list[Any]) -> _Statement:
         count = self._int(c[1], 1, 2**31 - 1, "count")
+        unique: ast.FieldRef | None = c[4] if len(c) > 4 else None
         threshold = ast.Threshold(
             "detection_filter",
             count,
             self._seconds(c[2]),
             self._choice(c[3], TRACKS, "track"),
+            unique=None if unique is None else unique.name,
             span=self._span(c),
         )
         return self._stmt("thresholds", [threshold], c)

@@ -1450,7 +1450,8 @@ class Matcher:
                 key = ("flow", p.slot, p.gen)
             else:
                 key = None
-            if not self.thresholds.allow(rid, i, th, key, p.ts):
+            value = p.field(th.unique) if th.unique is not None else None
+            if not self.thresholds.allow(rid, i, th, key, p.ts, value):
                 return False
         w = rule.rule.window
         if w is not None:

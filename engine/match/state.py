@@ -183,12 +183,27 @@ class ThresholdState:
     """Snort/Suricata `threshold` and `detection_filter` counters by tracking key."""
 
     counters: dict[tuple[int, int, Hashable], list[float]] = field(default_factory=dict)
+    #: distinct values seen by a `unique` detection_filter, per counter slot and window
+    distinct: dict[tuple[int, int, Hashable], tuple[float, set[Hashable]]] = field(
+        default_factory=dict
+    )
 
     def allow(
-        self, rule_key: int, th_index: int, th: ast.Threshold, key: Hashable, ts: float
+        self,
+        rule_key: int,
+        th_index: int,
+        th: ast.Threshold,
+        key: Hashable,
+        ts: float,
+        value: Hashable = None,
     ) -> bool:
-        """Record one match; whether it may alert."""
+        """Record one match (with `value`, the field a `unique` filter counts); whether
+        it may alert."""
         slot = (rule_key, th_index, key)
+        if th.kind == "backoff":
+            return self._backoff(slot, th)
+        if th.unique is not None:
+            return self._distinct(slot, th, ts, value)
         entry = self.counters.get(slot)
         if entry is None or ts - entry[0] >= th.seconds:
             entry = [ts, 0.0]
@@ -207,6 +222,32 @@ class ThresholdState:
             return count == th.count
         # detection_filter: alert on every match after `count` in the window
         return count > th.count
+
+    def _backoff(self, slot: tuple[int, int, Hashable], th: ast.Threshold) -> bool:
+        """Suricata's backoff: alert on match `count`, then each time the number of
+        matches reaches the next `count * multiplier**k`."""
+        entry = self.counters.get(slot)
+        if entry is None:
+            entry = [0.0, float(th.count)]  # (matches so far, the match that alerts next)
+            self.counters[slot] = entry
+        entry[0] += 1
+        if entry[0] < entry[1]:
+            return False
+        entry[1] *= th.multiplier or 1
+        return True
+
+    def _distinct(
+        self, slot: tuple[int, int, Hashable], th: ast.Threshold, ts: float, value: Hashable
+    ) -> bool:
+        """A `detection_filter` with `unique`: alert once more than `count` distinct
+        values of the field were seen in the window that began at the first of them."""
+        started = self.distinct.get(slot)
+        if started is None or ts - started[0] >= th.seconds:
+            started = (ts, set())
+            self.distinct[slot] = started
+        if value is not None:
+            started[1].add(value)
+        return len(started[1]) > th.count
 
 
 _OPS: dict[str, Callable[[float, float], bool]] = {

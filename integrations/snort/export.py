@@ -305,12 +305,25 @@ def _bits(bits: ast.Flowbits, writer: _Writer) -> None:
 
 def _threshold(threshold: ast.Threshold, writer: _Writer) -> None:
     track = _TRACKS[threshold.track]
+    if threshold.kind == "backoff":  # Suricata
+        body = f"track {track},count {threshold.count},multiplier {threshold.multiplier}"
+        writer.add("threshold", f"type backoff,{body}", foreign=True)
+        return
     body = f"track {track},count {threshold.count},seconds {threshold.seconds}"
-    if threshold.kind == "detection_filter":
+    if threshold.unique is not None:
+        option = _UNIQUE_ON.get(threshold.unique)
+        if option is None:
+            raise Unexpressible(f"Suricata counts distinct ports only, not {threshold.unique}")
+        writer.add("detection_filter", f"{body},unique_on {option}", foreign=True)
+    elif threshold.kind == "detection_filter":
         writer.add("detection_filter", body, foreign=threshold.track == "flow")
     else:
         # Snort 3 moved in-rule thresholds to event_filter configuration.
         writer.add("threshold", f"type {threshold.kind},{body}", foreign=True)
+
+
+#: Shrike fields a detection_filter may count distinct values of, as Suricata's `unique_on`.
+_UNIQUE_ON = {"src.port": "src_port", "dst.port": "dst_port"}
 
 
 def _sequence(sequence: ast.Sequence, writer: _Writer) -> None:

@@ -174,6 +174,10 @@ TRICKY = [
     'rule "a" { id 5 match tcp window 0s: count() > 5 }',
     'rule "a" { id 5 match tcp window 60sec: count() > 5 }',
     'rule "a" { id 5 match tcp threshold limit 1 per 90ms by src }',
+    'rule "a" { id 5 match tcp threshold backoff 1 multiplier 10 by flow }',
+    'rule "a" { id 5 match tcp threshold backoff 1 per 1s by flow }',
+    'rule "a" { id 5 match tcp detection_filter 5 per 1m by src unique dst.port option tag }',
+    'rule "a" { id 5 match tcp detection_filter 5 per 1m by src unique }',
     'rule "a" { id 5 match tcp detection_filter 5 per 1m by dst option tag }',
     'rule "a" { id 5 match tcp where pkt_data { option x "y" contains "a" } }',
     # calls

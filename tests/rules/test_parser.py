@@ -8,6 +8,7 @@ import pytest
 
 from rules import RuleErrors, ast, parse_collecting, parse_file, parse_text
 from rules.errors import RuleSyntaxError, UnknownFieldError, VariableError
+from rules.formatter import format_rule
 from rules.variables import VariableTable, check_variables, load_ruleset, load_variables
 
 REPO = Path(__file__).resolve().parents[2]
@@ -366,6 +367,9 @@ def test_value_errors_are_located(where: str, message: str) -> None:
         ("match tcp from any port 70000", "port 70000 is out of range"),
         ("match tcp from 10.0.0.300", "bad IP address"),
         ("threshold sometimes 1 per 5s by src", "unknown threshold type"),
+        ("threshold backoff 1 per 5s by flow", "backoff takes a multiplier"),
+        ("threshold limit 1 multiplier 2 by src", "not with a multiplier"),
+        ("detection_filter 1 per 5s by src unique src.prot", "unknown field"),
     ],
 )
 def test_statement_errors(statement: str, message: str) -> None:
@@ -452,3 +456,19 @@ def test_byte_count_may_be_an_extracted_name_except_in_byte_extract() -> None:
         parse_text(
             'rule "a" { id 1 match tcp where pkt_data byte_extract(bytes n, offset 0, name m) }'
         )
+
+
+def test_backoff_threshold_and_distinct_detection_filter() -> None:
+    text = (
+        'rule "x" { id 1 match tcp threshold backoff 5 multiplier 5 by flow '
+        "detection_filter 1 per 60s by src unique src.port }"
+    )
+    (rule,) = parse_text(text).rules
+    assert rule.thresholds == (
+        ast.Threshold("backoff", 5, 0, "flow", multiplier=5),
+        ast.Threshold("detection_filter", 1, 60, "src", unique="src.port"),
+    )
+    assert "threshold backoff 5 multiplier 5 by flow" in format_rule(rule)
+    assert "detection_filter 1 per 60s by src unique src.port" in format_rule(rule)
+    (again,) = parse_text(format_rule(rule)).rules
+    assert again == rule

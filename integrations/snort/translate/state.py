@@ -134,32 +134,50 @@ class Hostbits:
         _place(rule, ast.Flowbits("xbits", action, names, operator, None, track, expire))
 
 
+#: Suricata `unique_on` values and the field whose distinct values are counted.
+_UNIQUE_ON = {"src_port": "src.port", "dst_port": "dst.port"}
+
+
 class Threshold:
     """`threshold:type limit, track by_src, count 1, seconds 60;` and `detection_filter`."""
 
     names = frozenset({"threshold", "detection_filter"})
 
+    _WORDS = ("type", "track", "count", "seconds", "multiplier", "unique_on")
+
     def translate(self, option: RawOption, rule: RuleBuilder) -> None:
         keyed: dict[str, str] = {}
         for part in split_commas(option.value or ""):
             word, _, arg = part.partition(" ")
-            if word in keyed or word not in ("type", "track", "count", "seconds"):
+            if word in keyed or word not in self._WORDS:
                 raise Decline(f"cannot read {option.name} argument {part!r}")
             keyed[word] = arg.strip()
         kind = "detection_filter" if option.name == "detection_filter" else keyed.get("type")
-        needed = {"track", "count", "seconds"} | ({"type"} if option.name == "threshold" else set())
-        if set(keyed) != needed:
+        # Suricata's backoff counts with a multiplier instead of a period
+        period = "multiplier" if kind == "backoff" else "seconds"
+        needed = {"track", "count", period} | ({"type"} if option.name == "threshold" else set())
+        if set(keyed) - {"unique_on"} != needed:
             raise Decline(f"{option.name} needs {', '.join(sorted(needed))}")
-        if kind not in ("limit", "threshold", "both", "detection_filter"):
+        if kind not in ("limit", "threshold", "both", "backoff", "detection_filter"):
             raise Decline(f"unknown threshold type {kind!r}")
         track = _TRACKS.get(keyed["track"])
         if track is None:
             raise Decline(f"unknown track {keyed['track']!r}")
+        unique = None
+        if "unique_on" in keyed:
+            unique = _UNIQUE_ON.get(keyed["unique_on"])
+            if unique is None or kind != "detection_filter":
+                raise Decline(f"cannot count distinct {keyed['unique_on']!r} in {option.name}")
         count = parse_int(keyed["count"], "count")
-        seconds = parse_int(keyed["seconds"], "seconds")
-        if count < 0 or seconds <= 0:
-            raise Decline("count must be >= 0 and seconds > 0")
-        rule.thresholds.append(ast.Threshold(kind, count, seconds, track))
+        value = parse_int(keyed[period], period)
+        if count < 0 or value <= 0:
+            raise Decline(f"count must be >= 0 and {period} > 0")
+        if kind == "backoff":
+            if count < 1:
+                raise Decline("backoff count must be at least 1")
+            rule.thresholds.append(ast.Threshold(kind, count, 0, track, multiplier=value))
+        else:
+            rule.thresholds.append(ast.Threshold(kind, count, value, track, unique=unique))
 
 
 TRANSLATORS = (Flowbits(), NoAlert(), Xbits(), Hostbits(), Threshold())

@@ -393,3 +393,27 @@ def test_header_buffers_read_the_packet_headers() -> None:
     udp = IP(src="1.1.1.1", dst="2.2.2.2", ttl=9) / UDP(sport=1, dport=53) / b"\x00\x50"
     assert sorted(sids(run_packets(matcher_for(text), [tcp]))) == [1, 2]
     assert sids(run_packets(matcher_for(text), [udp])) == [3]
+
+
+def test_backoff_threshold_alerts_at_count_times_powers_of_the_multiplier() -> None:
+    pkts = [IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=5, dport=53) / b"QQQ" for _ in range(30)]
+
+    def alerted(threshold: str) -> list[int | None]:
+        m = matcher_for(f'rule "x" {{ id 1 match udp where dsize > 0 {threshold} }}')
+        return [a.match.packet for a in run_packets(m, pkts)]
+
+    assert alerted("threshold backoff 1 multiplier 2 by flow") == [1, 2, 4, 8, 16]
+    assert alerted("threshold backoff 5 multiplier 5 by flow") == [5, 25]
+    other = IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=6, dport=53) / b"QQQ"
+    m = matcher_for('rule "x" { id 1 match udp threshold backoff 2 multiplier 2 by flow }')
+    # each flow counts on its own
+    assert [a.match.packet for a in run_packets(m, [pkts[0], other, pkts[0], other])] == [3, 4]
+
+
+def test_detection_filter_counting_distinct_source_ports() -> None:
+    def syn(sport: int) -> IP:
+        return IP(src="10.0.0.1", dst="2.2.2.2") / TCP(sport=sport, dport=80, flags="S")
+
+    m = matcher_for('rule "x" { id 1 match tcp detection_filter 1 per 60s by src unique src.port }')
+    got = run_packets(m, [syn(2000), syn(2000), syn(2001), syn(2000), syn(2002)])
+    assert [a.match.packet for a in got] == [3, 4, 5]

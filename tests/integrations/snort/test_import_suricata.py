@@ -195,3 +195,27 @@ def test_byte_count_may_be_a_byte_extract_name() -> None:
     assert [i.bytes for i in items[1:]] == [1, "len", "len", "len"]  # type: ignore[union-attr]
     (back,) = import_text(export_rules([rule]).text, "b.rules").rules
     assert back.condition == rule.condition
+
+
+def test_backoff_threshold_and_unique_on_detection_filter() -> None:
+    backoff = one("dsize:>0; threshold:type backoff, track by_flow, count 3, multiplier 2;")
+    assert backoff.thresholds == (ast.Threshold("backoff", 3, 0, "flow", multiplier=2),)
+    distinct = one("detection_filter: track by_src, count 1, seconds 60, unique_on src_port;")
+    assert distinct.thresholds == (
+        ast.Threshold("detection_filter", 1, 60, "src", unique="src.port"),
+    )
+    exported = export_rules([backoff, distinct]).text
+    assert "threshold:type backoff,track by_flow,count 3,multiplier 2" in exported
+    assert "detection_filter:track by_src,count 1,seconds 60,unique_on src_port" in exported
+    back = import_text(exported, "b.rules").rules
+    assert [r.thresholds for r in back] == [backoff.thresholds, distinct.thresholds]
+
+
+def test_backoff_without_multiplier_and_unique_on_other_fields_are_declined() -> None:
+    for body in (
+        "threshold:type backoff, track by_flow, count 3, seconds 60;",
+        "detection_filter: track by_src, count 1, seconds 60, unique_on src_ip;",
+        "threshold:type limit, track by_src, count 1, seconds 60, unique_on src_port;",
+    ):
+        result = import_text(f"alert tcp any any -> any any ({body} sid:1;)", "t.rules")
+        assert not result.rules[0].enabled, body
