@@ -775,6 +775,8 @@ class FastParser:
     def _after_field(self, ref: ast.FieldRef, at: int) -> _Spanned:
         i = self.i
         kind, text = self.k[i], self.t[i]
+        if kind == "P" and text == "[":
+            return self._indexed_comparison(ref, at)
         if kind == "O":
             if text not in _COMPARE:
                 raise Decline
@@ -806,6 +808,33 @@ class FastParser:
         if text in _CONTENT_VERBS or text in _CALL_NAMES or text in ("not", "matches", "size"):
             return self._single(self._buffer(ref, (), at, at + len(ref.name)), at)
         return self._bare_field(ref, at)
+
+    def _indexed_comparison(self, ref: ast.FieldRef, at: int) -> _Spanned:
+        """`FIELD [INDEX] OP value` / `FIELD [INDEX] in set_value`."""
+        self.i += 1
+        index_at = self._start()
+        kind = self.k[self.i]
+        if kind != "N" and kind != "W":
+            raise Decline
+        text = self._take(kind)
+        index: int | str = int(text) if kind == "N" else text
+        index_span = self._span(index_at, self._stop())
+        self._take_text("]")
+        i = self.i
+        op_kind, op = self.k[i], self.t[i]
+        if op_kind == "O" and op in _COMPARE:
+            self.i += 1
+            value, stop = self._value()
+        elif op_kind == "W" and op == "in":
+            self.i += 1
+            value, stop = self._set_value()
+        else:
+            raise Decline
+        span = self._span(at, stop)
+        self._checker._check_index(ref, index, index_span)
+        self._checker._check_value(ref, op, value, span)
+        node = ast.Comparison(ref, op, value, index=index, span=span)
+        return _Spanned(node, at, stop)
 
     def _bare_field(self, ref: ast.FieldRef, at: int) -> _Spanned:
         spec = fields.FIELDS.get(ref.name)

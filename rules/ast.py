@@ -398,13 +398,17 @@ class Comparison(Node):
     `operator` is one of `==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `has` (every
     listed flag/option set, Snort `+`), `has_any` (any of them, Snort `*`).
     `mask` is the set of TCP flags to ignore (`ignoring CE`). A bare boolean
-    field `detector.port_scan` is `Comparison(field, "==", True)`.
+    field `detector.port_scan` is `Comparison(field, "==", True)`.  `index`
+    picks the values of a field holding several (`dns.rrtype[0] == 1`, Suricata
+    multi-integers): None any of them, an int that one (negative from the end),
+    `"all"` every one and at least one.
     """
 
     field: FieldRef
     operator: str
     value: Value
     mask: str | None = None
+    index: int | str | None = None
 
 
 @dataclass(frozen=True, slots=True)

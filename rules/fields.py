@@ -103,6 +103,7 @@ _FLOW: tuple[tuple[str, str, str], ...] = (
         "int",
         "certificates in the server's chain (Suricata tls.cert_chain_len)",
     ),
+    ("dns.rrtype", "int", "record types: a query's questions, a response's answers"),
 )
 
 _BUFFERS: tuple[tuple[str, str], ...] = (
@@ -237,6 +238,13 @@ SNORT_SPELLINGS: Mapping[str, str] = MappingProxyType(
         "app-layer-protocol": "app.protocol",
     }
 )
+
+
+#: Fields holding several values, compared by index (`dns.rrtype[0] == 1`, `[-1]`,
+#: `[all]`); without an index a comparison holds when it holds for any value.
+INDEXED_FIELDS = frozenset({"dns.rrtype"})
+#: Index words besides integers.
+INDEX_WORDS = frozenset({"all"})
 
 
 def lookup(name: str) -> FieldSpec | None:

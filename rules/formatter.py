@@ -358,7 +358,8 @@ def atom_text(node: ast.Condition, indent: str) -> str:
             and node.mask is None
         ):
             return node.field.name
-        text = f"{node.field.name} {node.operator} {value_text(node.value)}"
+        name = node.field.name if node.index is None else f"{node.field.name}[{node.index}]"
+        text = f"{name} {node.operator} {value_text(node.value)}"
         if node.mask is not None:
             text += f" ignoring {node.mask}"
         return text

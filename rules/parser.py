@@ -658,6 +658,31 @@ class _AstBuilder(Transformer):
             self._check_flags(mask, ref, self._tok_span(c[4]))
         return ast.Comparison(ref, operator, value, mask, span=span)
 
+    def indexed_comparison(self, c: list[Any]) -> ast.Comparison:
+        ref: ast.FieldRef = c[0]
+        index_tok: Token = c[2]
+        index: int | str = int(index_tok.value) if index_tok.type == "INT" else index_tok.value
+        operator = str(c[4].value)
+        value = _unwrap(c[5])
+        span = self._span(c)
+        self._check_index(ref, index, self._tok_span(index_tok))
+        self._check_value(ref, operator, value, span)
+        return ast.Comparison(ref, operator, value, index=index, span=span)
+
+    def _check_index(self, ref: ast.FieldRef, index: int | str, span: ast.Span) -> None:
+        if ref.name not in fields.INDEXED_FIELDS:
+            self._report(
+                RuleValueError(f"field '{ref.name}' holds one value: it takes no index", span)
+            )
+        elif isinstance(index, str) and index not in fields.INDEX_WORDS:
+            self._report(
+                RuleValueError(
+                    f"unknown index '{index}'",
+                    span,
+                    hint="an index is a number (negative counts from the end) or `all`",
+                )
+            )
+
     def _check_flags(self, letters: str, ref: ast.FieldRef, span: ast.Span) -> None:
         spec = fields.FIELDS.get(ref.name)
         allowed = (

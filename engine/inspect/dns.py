@@ -11,6 +11,10 @@ from __future__ import annotations
 MAX_JUMPS = 16
 MAX_NAME = 255
 
+#: The key under which a message's record types are handed over (`record_types`): not
+#: a byte buffer rules inspect, but what the `dns.rrtype` field reads.
+RECORD_TYPES = "dns.rrtype"
+
 
 class DnsError(ValueError):
     """Bytes that are not a well-formed DNS message header and question."""
@@ -52,6 +56,58 @@ def question_name(msg: bytes | memoryview) -> bytes:
             raise DnsError("name longer than 255 bytes")
         pos += 1 + length
     return b".".join(labels)
+
+
+def _skip_name(msg: bytes | memoryview, pos: int) -> int:
+    """The offset just past the (possibly compressed) name at `pos`."""
+    n = len(msg)
+    while True:
+        if pos >= n:
+            raise DnsError("name runs past the message")
+        length = msg[pos]
+        if length == 0:
+            return pos + 1
+        if length & 0xC0 == 0xC0:
+            return pos + 2
+        if length & 0xC0:
+            raise DnsError("reserved label type")
+        pos += 1 + length
+
+
+def record_types(msg: bytes | memoryview) -> list[int]:
+    """What Suricata's `dns.rrtype` reads: the type of each question of a query, or
+    of each answer record of a response, in message order."""
+    n = len(msg)
+    if n < 12:
+        raise DnsError("shorter than a DNS header")
+    questions = msg[4] << 8 | msg[5]
+    answers = msg[6] << 8 | msg[7]
+    query = is_query(msg)
+    types: list[int] = []
+    pos = 12
+    for _ in range(questions):
+        pos = _skip_name(msg, pos)
+        if pos + 4 > n:
+            raise DnsError("question runs past the message")
+        if query:
+            types.append(msg[pos] << 8 | msg[pos + 1])
+        pos += 4
+    if query:
+        return types
+    for _ in range(answers):
+        pos = _skip_name(msg, pos)
+        if pos + 10 > n:
+            raise DnsError("record runs past the message")
+        types.append(msg[pos] << 8 | msg[pos + 1])
+        pos += 10 + (msg[pos + 8] << 8 | msg[pos + 9])
+        if pos > n:
+            raise DnsError("record data runs past the message")
+    return types
+
+
+def pack_types(types: list[int]) -> bytes:
+    """Record types as the inspector hands them over: two big-endian bytes each."""
+    return b"".join(t.to_bytes(2, "big") for t in types)
 
 
 def is_query(msg: bytes | memoryview) -> bool:

@@ -7,7 +7,14 @@ from collections import OrderedDict
 
 from engine.inspect.config import InspectConfig, InspectStats, PacketContext
 from engine.inspect.detect import DNS_PORTS, UNDECIDED, detect_tcp, detect_udp
-from engine.inspect.dns import DnsTcpStream, is_query, question_name
+from engine.inspect.dns import (
+    RECORD_TYPES,
+    DnsTcpStream,
+    is_query,
+    pack_types,
+    question_name,
+    record_types,
+)
 from engine.inspect.http import HttpSession
 from engine.inspect.smtp import SmtpClient
 from engine.inspect.stream import TH_FIN, TH_SYN, StreamDirection
@@ -174,10 +181,12 @@ class Inspector:
                 fs.app = detect_udp(data, sport, dport)
                 if fs.app is None:
                     fs.parse = False
-            if fs.app == "dns" and is_query(data):
+            if fs.app == "dns":
                 try:
-                    buffers["dns.query"] = question_name(data)
-                    self._stats.dns_queries += 1
+                    if is_query(data):
+                        buffers["dns.query"] = question_name(data)
+                        self._stats.dns_queries += 1
+                    buffers[RECORD_TYPES] = pack_types(record_types(data))
                 except ValueError:
                     self._stats.parse_errors += 1
         self._account(flow, fs)
@@ -347,9 +356,16 @@ class Inspector:
                 return found
             out: list[dict[str, bytes]] = []
             for msg in state[d].feed(new):
+                found_dns: dict[str, bytes] = {}
                 if client_side and is_query(msg):
                     st.dns_queries += 1
-                    out.append({"dns.query": question_name(msg)})
+                    found_dns["dns.query"] = question_name(msg)
+                try:
+                    found_dns[RECORD_TYPES] = pack_types(record_types(msg))
+                except ValueError:
+                    st.parse_errors += 1
+                if found_dns:
+                    out.append(found_dns)
             return out
         if isinstance(state, _Ssh):
             return self._ssh(fs, state, new, d)

@@ -21,7 +21,7 @@ import numpy as np
 from engine.match.payload import BufferView, Scratch, Step, compile_items, match_sequence
 from engine.match.sets import AddressSet
 from rules import ast
-from rules.fields import is_buffer
+from rules.fields import INDEXED_FIELDS, is_buffer
 from rules.variables import VariableTable
 
 TCP_FLAG_BITS = {
@@ -203,7 +203,39 @@ def _compile_comparison(cmp: ast.Comparison, variables: VariableTable) -> Predic
 
         return buffer_compare
     test = _scalar_test(cmp, variables)
+    if name in INDEXED_FIELDS:
+        return _indexed(name, cmp.index, test)
     return lambda p, s: test(p.field(name))
+
+
+def _indexed(name: str, index: int | str | None, test: Callable[[Any], bool]) -> Predicate:
+    """A field with several values (a list, or None when absent), tested as Suricata's
+    multi-integers: any value, the one at `index` (negative from the end), or all of
+    them (and at least one)."""
+    if index is None:
+
+        def any_value(p: PacketView, s: Scratch) -> bool:
+            return any(test(v) for v in p.field(name) or ())
+
+        return any_value
+    if index == "all":
+
+        def every_value(p: PacketView, s: Scratch) -> bool:
+            values = p.field(name)
+            return bool(values) and all(test(v) for v in values)
+
+        return every_value
+    if not isinstance(index, int):
+        raise ConditionError(f"unknown index {index!r} of {name}")
+    position = index
+
+    def one_value(p: PacketView, s: Scratch) -> bool:
+        values = p.field(name) or ()
+        if not -len(values) <= position < len(values):
+            return False
+        return test(values[position])
+
+    return one_value
 
 
 def _transform(data: bytes, transforms: tuple[str, ...]) -> bytes:

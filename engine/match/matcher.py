@@ -227,6 +227,11 @@ class _Packet:
             return self.app_proto
         if name == "dns.opcode":
             return self._dns_opcode(proto)
+        if name == "dns.rrtype":
+            packed = self.buffers.get("dns.rrtype")
+            if packed is None:
+                return None
+            return [packed[i] << 8 | packed[i + 1] for i in range(0, len(packed) - 1, 2)]
         if name == "tls.cert_chain_len":
             count = self.buffers.get("tls.cert_chain_len")
             return None if count is None else int(count)

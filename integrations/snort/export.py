@@ -260,6 +260,9 @@ def _comparison(node: ast.Comparison, writer: _Writer) -> None:
     elif name == "app.protocol" and node.operator in ("==", "!=") and isinstance(value, str):
         negation = "!" if node.operator == "!=" else ""
         writer.add("app-layer-protocol", f"{negation}{value}", foreign=True)
+    elif name == "dns.rrtype":  # Suricata multi-integer: `value[,index]`
+        index = "" if node.index is None else f",{node.index}"
+        writer.add(name, _number_test(node) + index, foreign=True)
     elif name in _FIELD_OPTIONS:
         option = _FIELD_OPTIONS[name]
         writer.add(option, _number_test(node), foreign=option in SURICATA_NUMERIC)

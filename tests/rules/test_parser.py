@@ -472,3 +472,31 @@ def test_backoff_threshold_and_distinct_detection_filter() -> None:
     assert "detection_filter 1 per 60s by src unique src.port" in format_rule(rule)
     (again,) = parse_text(format_rule(rule)).rules
     assert again == rule
+
+
+def test_indexed_comparison_on_a_field_of_several_values() -> None:
+    got = condition("dns.rrtype[0] == 1 and dns.rrtype[-1] in [1, 28] and dns.rrtype[all] > 0")
+    field = ast.FieldRef("dns.rrtype")
+    assert got == ast.And(
+        (
+            ast.Comparison(field, "==", 1, index=0),
+            ast.Comparison(field, "in", ast.ValueList((1, 28)), index=-1),
+            ast.Comparison(field, ">", 0, index="all"),
+        )
+    )
+    text = 'rule "x" { id 1 match dns where dns.rrtype[-1] == 1 or dns.rrtype == 5 }'
+    (rule,) = parse_text(text).rules
+    assert "where dns.rrtype[-1] == 1\n    or dns.rrtype == 5\n" in format_rule(rule)
+    assert parse_text(format_rule(rule)).rules == (rule,)
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("ip.ttl[0] == 1", "takes no index"),
+        ("dns.rrtype[first] == 1", "unknown index 'first'"),
+    ],
+)
+def test_index_errors(where: str, message: str) -> None:
+    errors = parse_collecting(f'rule "x" {{ id 1 match dns where {where} }}').errors
+    assert [e.message for e in errors if message in e.message], [e.message for e in errors]

@@ -98,6 +98,30 @@ class NumericField:
         rule.add_condition(ast.Comparison(ast.FieldRef(field_name), operator, value))
 
 
+class MultiInteger:
+    """Suricata multi-integers, `dns.rrtype:1,0`: a comparison and which values it
+    applies to (`any`, the default; `all`; an index, negative from the end)."""
+
+    names = frozenset({"dns.rrtype"})
+
+    def translate(self, option: RawOption, rule: RuleBuilder) -> None:
+        parts = split_commas(_value(option))
+        if len(parts) > 2:
+            raise Decline(f"cannot read {option.name} {option.value!r}")
+        operator, value = parse_comparison(parts[0], option.name)
+        index: int | str | None = None
+        if len(parts) == 2:
+            word = parts[1]
+            if word == "all":
+                index = "all"
+            elif re.fullmatch(r"-?\d+", word):
+                index = int(word)
+            elif word != "any":  # `any` is the default
+                raise Decline(f"{option.name} index {word!r} is not one Shrike evaluates")
+        field_ref = ast.FieldRef(option.name)
+        rule.add_condition(ast.Comparison(field_ref, operator, value, index=index))
+
+
 class UriLength:
     """Snort 2 / Suricata `urilen:>10[,norm|raw]`."""
 
@@ -218,6 +242,7 @@ TRANSLATORS = (
     AppProtocol(),
     Flow(),
     NumericField(),
+    MultiInteger(),
     UriLength(),
     FlagBits(),
     IpOptions(),

@@ -227,3 +227,16 @@ def test_smtp_envelope_buffers() -> None:
         b"<carol@example.net>",
     ]
     assert rows[-1].context.app_proto == "smtp"
+
+
+def test_record_types_of_questions_and_answers() -> None:
+    from engine.inspect.dns import record_types
+
+    query = DNS(id=1, qd=[DNSQR(qname="x.example", qtype=15), DNSQR(qname="y", qtype=16)])
+    assert record_types(bytes(query)) == [15, 16]
+    answer = DNSRR(rrname="x.example", type="A", rdata="192.0.2.9")
+    response = DNS(id=1, qr=1, qd=[DNSQR(qname="x.example")], an=[answer, answer])
+    assert record_types(bytes(response)) == [1, 1]
+    assert record_types(bytes(DNS(id=1, qr=1, qd=[DNSQR(qname="n.example")]))) == []
+    with pytest.raises(DnsError):
+        record_types(bytes(response)[:-3])

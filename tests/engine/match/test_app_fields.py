@@ -79,3 +79,37 @@ def test_chain_length_is_absent_without_a_certificate_message() -> None:
     text = 'rule "any chain" { id 9 match tls where tls.cert_chain_len >= 0 }'
     session = tls_session(1)[:-2]  # client hello only
     assert sids(run_packets(matcher_for(text, inspector=Inspector()), session)) == []
+
+
+def dns_exchange() -> list[object]:
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import IP, UDP
+
+    questions = [DNSQR(qname="a.example", qtype="A"), DNSQR(qname="b.example", qtype=28)]
+    answers = [
+        DNSRR(rrname="a.example", type="CNAME", rdata="c.example"),
+        DNSRR(rrname="c.example", type="A", rdata="192.0.2.1"),
+    ]
+    query = DNS(id=7, qd=questions)
+    response = DNS(id=7, qr=1, qd=questions, an=answers)
+    return [
+        IP(src="10.0.0.1", dst="10.0.0.53") / UDP(sport=3333, dport=53) / query,
+        IP(src="10.0.0.53", dst="10.0.0.1") / UDP(sport=53, dport=3333) / response,
+    ]
+
+
+def test_dns_rrtype_reads_questions_of_queries_and_answers_of_responses() -> None:
+    tests = {
+        1: "dns.rrtype == 28",  # the query's second question
+        2: "dns.rrtype[0] == 5",  # the response's first answer
+        3: "dns.rrtype[-1] == 1",  # the last answer (the last question is AAAA)
+        4: "dns.rrtype[all] == 1",  # never: each message holds another type too
+        5: "dns.rrtype[2] >= 0",  # no third value in either message
+    }
+    text = "".join(f'rule "r{i}" {{ id {i} match dns where {t} }}' for i, t in tests.items())
+    alerts = run_packets(matcher_for(text, inspector=Inspector()), dns_exchange())
+    assert sorted((a.match.rule_id, a.match.packet) for a in alerts) == [
+        (1, 1),
+        (2, 2),
+        (3, 2),
+    ]

@@ -219,3 +219,19 @@ def test_backoff_without_multiplier_and_unique_on_other_fields_are_declined() ->
     ):
         result = import_text(f"alert tcp any any -> any any ({body} sid:1;)", "t.rules")
         assert not result.rules[0].enabled, body
+
+
+def test_dns_rrtype_is_an_indexed_comparison() -> None:
+    field = ast.FieldRef("dns.rrtype")
+    head = "alert dns any any -> any any"
+    assert one("dns.rrtype:1;", head).condition == ast.Comparison(field, "==", 1)
+    assert one("dns.rrtype:!28,any;", head).condition == ast.Comparison(field, "!=", 28)
+    assert one("dns.rrtype:1,all;", head).condition == ast.Comparison(field, "==", 1, index="all")
+    rule = one("dns.rrtype:>5,-1;", head)
+    assert rule.condition == ast.Comparison(field, ">", 5, index=-1)
+    exported = export_rules([rule]).text
+    assert "dns.rrtype:>5,-1" in exported
+    (back,) = import_text(exported, "b.rules").rules
+    assert back.condition == rule.condition
+    declined = import_text(f"{head} (dns.rrtype:1,or_absent; sid:1;)", "t.rules")
+    assert not declined.rules[0].enabled
