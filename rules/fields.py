@@ -151,6 +151,7 @@ _BUFFERS: tuple[tuple[str, str], ...] = (
     ("tls.cert_serial", "certificate serial"),
     ("tls.cert_fingerprint", "certificate SHA1 fingerprint"),
     ("tls.certs", "each certificate in the chain"),
+    ("tls.random", "the 32 random bytes of the ClientHello or ServerHello"),
     ("ja3.hash", "JA3 client fingerprint hash"),
     ("ja3.string", "JA3 client fingerprint string"),
     ("ja3s.hash", "JA3S server fingerprint hash"),

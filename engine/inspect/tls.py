@@ -109,10 +109,10 @@ class _Reader:
 
 
 def client_hello(body: bytes) -> dict[str, bytes]:
-    """`tls.sni`, `ja3.string`, `ja3.hash` of a ClientHello message body."""
+    """`tls.sni`, `tls.random`, `ja3.string`, `ja3.hash` of a ClientHello message body."""
     r = _Reader(body)
     version = r.u16()
-    r.take(32)
+    random = r.take(32)
     r.vec8()  # session id
     ciphers = [c for c in _u16s(r.vec16()) if not _grease(c)]
     r.vec8()  # compression methods
@@ -148,16 +148,17 @@ def client_hello(body: bytes) -> dict[str, bytes]:
             "-".join(map(str, formats)),
         ]
     ).encode()
+    out["tls.random"] = bytes(random)
     out["ja3.string"] = ja3
     out["ja3.hash"] = hashlib.md5(ja3, usedforsecurity=False).hexdigest().encode()
     return out
 
 
 def server_hello(body: bytes) -> dict[str, bytes]:
-    """`ja3s.string`, `ja3s.hash` of a ServerHello message body."""
+    """`tls.random`, `ja3s.string`, `ja3s.hash` of a ServerHello message body."""
     r = _Reader(body)
     version = r.u16()
-    r.take(32)
+    random = r.take(32)
     r.vec8()
     cipher = r.u16()
     r.u8()
@@ -170,6 +171,7 @@ def server_hello(body: bytes) -> dict[str, bytes]:
             exts.append(etype)
     ja3s = f"{version},{cipher},{'-'.join(map(str, exts))}".encode()
     return {
+        "tls.random": bytes(random),
         "ja3s.string": ja3s,
         "ja3s.hash": hashlib.md5(ja3s, usedforsecurity=False).hexdigest().encode(),
     }

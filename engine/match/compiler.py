@@ -414,6 +414,17 @@ def _flow_options(header: ast.Header) -> tuple[int, int, int]:
     return direction, established, frag
 
 
+#: Fields read from the matcher's own count of each TCP side's bytes.
+STREAM_SIZE_FIELDS = frozenset(
+    {"stream.size.server", "stream.size.client", "stream.size.both", "stream.size.either"}
+)
+
+
+def reads_field(node: object, name: str) -> bool:
+    """Whether a condition tree refers to the field `name` anywhere."""
+    return _reads_field(node, name)
+
+
 def _reads_field(node: object, name: str) -> bool:
     """Whether a condition tree refers to the field `name` anywhere."""
     if isinstance(node, ast.FieldRef):

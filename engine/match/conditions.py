@@ -203,6 +203,11 @@ def _compile_comparison(cmp: ast.Comparison, variables: VariableTable) -> Predic
 
         return buffer_compare
     test = _scalar_test(cmp, variables)
+    if name in ("stream.size.both", "stream.size.either"):
+        # Snort/Suricata `stream_size:both|either`: the test on each side's size
+        join = all if name.endswith("both") else any
+        sides = ("stream.size.server", "stream.size.client")
+        return lambda p, s: join(test(p.field(side)) for side in sides)
     if name in INDEXED_FIELDS:
         return _indexed(name, cmp.index, test)
     return lambda p, s: test(p.field(name))

@@ -37,13 +37,21 @@ from engine.match.compiler import (
     HEADER_BUFFERS,
     STREAM_ALSO,
     STREAM_ONLY,
+    STREAM_SIZE_FIELDS,
     CompiledRule,
     CompiledRuleset,
+    reads_field,
 )
 from engine.match.conditions import ROW_COLUMNS
 from engine.match.payload import Scratch
 from engine.match.sets import address_int
-from engine.match.state import BitStore, SessionState, ThresholdState, WindowState
+from engine.match.state import (
+    BitStore,
+    SessionState,
+    StreamSizes,
+    ThresholdState,
+    WindowState,
+)
 
 #: Buffers per concatenated prefilter scan, and prefilter hits allowed per buffer
 #: before a chunk is rescanned one buffer at a time.
@@ -163,8 +171,20 @@ class _Packet:
         self.wirelen = int(batch.wirelens[int(row["pkt"])]) if batch is not None else 0
         self._cache: dict[str, Any] = {}
 
+    def set_stream_sizes(self, server: int, client: int) -> None:
+        """The bytes each side of the TCP session has sent, after this packet (-1: none)."""
+        for name, size in (("stream.size.server", server), ("stream.size.client", client)):
+            self._cache[name] = None if size < 0 else size
+
     def with_payload(self, payload: bytes) -> _Packet:
         """The same packet with `payload` as its packet data (a reassembled stream window)."""
+        view = self._with_payload(payload)
+        for name in ("stream.size.server", "stream.size.client"):
+            if name in self._cache:
+                view._cache[name] = self._cache[name]
+        return view
+
+    def _with_payload(self, payload: bytes) -> _Packet:
         return _Packet(
             self._matcher,
             self._batch,
@@ -501,13 +521,19 @@ class _Loaded:
     stream_slow: list[int] = field(default_factory=list)  # slow-path stream-only rules
     has_stream_only: bool = False
     has_stream: bool = False
+    reads_stream_size: bool = False  # some rule compares `stream.size.*`
 
     @classmethod
     def of(cls, ruleset: CompiledRuleset) -> _Loaded:
         rules = ruleset.rules
         slow = [k for k in ruleset.slow_rules if rules[k].stream == STREAM_ONLY]
         only = any(r.stream == STREAM_ONLY for r in rules)
-        return cls(ruleset, _RuleArrays.build(rules), slow, only, any(r.stream for r in rules))
+        sizes = any(
+            reads_field(r.rule.condition, name) for r in rules for name in STREAM_SIZE_FIELDS
+        )
+        return cls(
+            ruleset, _RuleArrays.build(rules), slow, only, any(r.stream for r in rules), sizes
+        )
 
 
 @dataclass
@@ -542,6 +568,8 @@ class Matcher:
         self.bits = BitStore()
         self.thresholds = ThresholdState()
         self.windows = WindowState()
+        self.stream_sizes = StreamSizes()
+        self._sizes: tuple[np.ndarray, np.ndarray] | None = None  # this batch's, per row
         self._cid: dict[tuple[int, int], str] = {}
         self._inspected: dict[int, int] = {}  # flow slot -> generation the inspector knows
         self._txs: dict[int, _Transaction] = {}  # flow slot -> current transaction
@@ -618,6 +646,11 @@ class Matcher:
         avail = base + batch.caplens[pkt] - pstart
         plen = np.clip(np.minimum(rows["payload_len"], avail), 0, None)
         plen[~usable] = 0
+        sizes = None
+        if loaded.reads_stream_size:
+            sizes = self.stream_sizes.update(
+                row_flow, gen, row_dir, rows["proto"], rows["tcp_flags"], rows["tcp_seq"], plen
+            )
         contexts: dict[int, Any] = {}
         if self.inspector is not None:
             contexts, extras = self._inspect(batch, rows, row_flow, row_dir, gen, pstart, plen, est)
@@ -641,6 +674,11 @@ class Matcher:
                 )
                 for j, (_, view) in enumerate(extras):
                     contexts[n + j] = view
+                if sizes is not None:
+                    sizes = (
+                        np.concatenate([sizes[0], sizes[0][src]]),
+                        np.concatenate([sizes[1], sizes[1][src]]),
+                    )
         cand_rows: list[np.ndarray] = []
         cand_rules: list[np.ndarray] = []
         db = rs.databases.get("pkt_data")
@@ -710,6 +748,7 @@ class Matcher:
             dup = np.all(pairs[1:] == pairs[:-1], axis=1)
             pairs = pairs[np.concatenate([[True], ~dup])]
         self.stats.candidates += int(pairs.shape[0])
+        self._sizes = sizes
         return self._evaluate(batch, rows, pairs, events, est, gen, pstart, plen, contexts)
 
     def _stream_candidates(
@@ -1335,6 +1374,8 @@ class Matcher:
                     ctx.buffers if ctx is not None else {},
                     ctx.app_proto if ctx is not None else None,
                 )
+                if self._sizes is not None:
+                    packet.set_stream_sizes(int(self._sizes[0][r]), int(self._sizes[1][r]))
             assert packet is not None
             if passed:
                 continue
@@ -1521,6 +1562,8 @@ class Matcher:
             for s in slots.tolist():
                 self.inspector.end_flow(int(s))
                 self._last.pop(int(s), None)
+        for s in slots.tolist():
+            self.stream_sizes.forget(int(s))
 
     def costliest(self, top: int = 20) -> list[tuple[int, RuleProfile]]:
         """Rules by total evaluation time, most expensive first (with `profile`)."""

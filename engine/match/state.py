@@ -309,3 +309,68 @@ def _item(value: object) -> int | str | bytes | tuple[object, ...]:
     if isinstance(value, set | frozenset | list):
         return tuple(sorted(map(repr, value)))
     return repr(value)
+
+
+_SEQ_SPACE = 1 << 32
+_TCP_FIN, _TCP_SYN = 0x01, 0x02
+
+
+@dataclass(slots=True)
+class StreamSizes:
+    """Bytes each side of a TCP session has sent, as Suricata's `stream_size` reads
+    them: the side's next sequence number minus its initial one (so the SYN counts
+    one).  A side first seen without its SYN starts one before its first sequence
+    number, as Suricata picks up a session mid-stream."""
+
+    #: (flow slot, side: 0 client, 1 server) -> [generation, initial seq, next seq]
+    sides: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+
+    def update(
+        self,
+        row_flow: np.ndarray,
+        gen: np.ndarray,
+        row_dir: np.ndarray,
+        proto: np.ndarray,
+        flags: np.ndarray,
+        seq: np.ndarray,
+        plen: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Advance with each row in order; (server, client) sizes after each row, -1
+        where the row is not TCP or that side has sent nothing yet."""
+        n = row_flow.shape[0]
+        server = np.full(n, -1, dtype=np.int64)
+        client = np.full(n, -1, dtype=np.int64)
+        sides = self.sides
+        tcp = np.nonzero((proto == 6) & (row_flow >= 0))[0]
+        columns = zip(
+            tcp.tolist(),
+            row_flow[tcp].tolist(),
+            gen[tcp].tolist(),
+            row_dir[tcp].tolist(),
+            flags[tcp].tolist(),
+            seq[tcp].tolist(),
+            plen[tcp].tolist(),
+            strict=True,
+        )
+        for i, slot, g, d, fl, sq, length in columns:
+            side = 0 if d == 0 else 1
+            entry = sides.get((slot, side))
+            if fl & _TCP_SYN:
+                if entry is None or entry[0] != g or entry[1] != sq:
+                    entry = [g, sq, sq]
+                    sides[(slot, side)] = entry
+            elif entry is None or entry[0] != g:
+                entry = [g, (sq - 1) % _SEQ_SPACE, sq]
+                sides[(slot, side)] = entry
+            end = (sq + length + (1 if fl & (_TCP_SYN | _TCP_FIN) else 0)) % _SEQ_SPACE
+            if 0 < (end - entry[2]) % _SEQ_SPACE < _SEQ_SPACE // 2:
+                entry[2] = end
+            for which, out in ((1, server), (0, client)):
+                e = sides.get((slot, which))
+                if e is not None and e[0] == g:
+                    out[i] = (e[2] - e[1]) % _SEQ_SPACE
+        return server, client
+
+    def forget(self, slot: int) -> None:
+        self.sides.pop((slot, 0), None)
+        self.sides.pop((slot, 1), None)

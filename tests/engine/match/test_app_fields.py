@@ -32,12 +32,12 @@ def handshake_record(message_type: int, body: bytes) -> bytes:
 
 
 def client_hello() -> bytes:
-    body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x00\x2f" + b"\x01\x00"
+    body = b"\x03\x03" + b"\xaa" * 32 + b"\x00" + b"\x00\x02\x00\x2f" + b"\x01\x00"
     return handshake_record(1, body)
 
 
 def server_flight(chain_length: int) -> bytes:
-    hello = b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x2f" + b"\x00"
+    hello = b"\x03\x03" + bytes(range(32)) + b"\x00" + b"\x00\x2f" + b"\x00"
     certs = b"".join(
         len(c).to_bytes(3, "big") + c
         for c in (certificate(f"host{i}", f"ca{i}") for i in range(chain_length))
@@ -113,3 +113,14 @@ def test_dns_rrtype_reads_questions_of_queries_and_answers_of_responses() -> Non
         (2, 2),
         (3, 2),
     ]
+
+
+def test_tls_random_of_client_and_server_hello() -> None:
+    client = "AA " * 32
+    text = (
+        f'rule "client random" {{ id 1 match tls to_server where tls.random equals |{client}| }}'
+        'rule "server random" { id 2 match tls to_client where tls.random starts_with |00 01 02| }'
+        'rule "not the client\'s" { id 3 match tls to_client where tls.random contains |AA AA| }'
+    )
+    alerts = run_packets(matcher_for(text, inspector=Inspector()), tls_session(1))
+    assert [(a.match.rule_id, a.match.packet) for a in alerts] == [(1, 4), (2, 5)]

@@ -417,3 +417,30 @@ def test_detection_filter_counting_distinct_source_ports() -> None:
     m = matcher_for('rule "x" { id 1 match tcp detection_filter 1 per 60s by src unique src.port }')
     got = run_packets(m, [syn(2000), syn(2000), syn(2001), syn(2000), syn(2002)])
     assert [a.match.packet for a in got] == [3, 4, 5]
+
+
+def test_stream_size_counts_each_side_from_its_initial_sequence_number() -> None:
+    rules = "".join(
+        rule(f"where {test}", rid, "match tcp")
+        for rid, test in (
+            (1, "stream.size.client == 11"),  # SYN + 10 bytes
+            (2, "stream.size.server > 1"),  # after the server's data
+            (3, "stream.size.both >= 11"),
+            (4, "stream.size.either == 1"),  # a side that sent its SYN and nothing more
+        )
+    )
+    packets = [
+        *handshake(),
+        data(b"0123456789"),
+        data(b"x" * 20, to_server=False, seq=501),
+    ]
+    got = sorted(
+        (a.match.rule_id, a.match.packet) for a in run_packets(matcher_for(rules), packets)
+    )
+    assert got == [(1, 4), (1, 5), (2, 5), (3, 5), (4, 1), (4, 2), (4, 3), (4, 4)]
+
+
+def test_stream_size_of_a_flow_picked_up_midstream() -> None:
+    m = matcher_for(rule("where stream.size.client == 6", 1, "match tcp"))
+    # no SYN seen: the side starts one byte before its first sequence number
+    assert [a.match.packet for a in run_packets(m, [data(b"abcde", seq=900)])] == [1]

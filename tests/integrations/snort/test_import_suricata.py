@@ -235,3 +235,12 @@ def test_dns_rrtype_is_an_indexed_comparison() -> None:
     assert back.condition == rule.condition
     declined = import_text(f"{head} (dns.rrtype:1,or_absent; sid:1;)", "t.rules")
     assert not declined.rules[0].enabled
+
+
+def test_tls_random_is_a_sticky_buffer() -> None:
+    rule = one('flow:to_client; tls.random; content:"|54 b8 f7 73|"; bsize:>1;')
+    assert rule.condition == ast.Sequence(
+        ast.Buffer("tls.random"), (ast.Content(b"\x54\xb8\xf7\x73"), ast.BufferSize(">", 1))
+    )
+    (back,) = import_text(export_rules([rule]).text, "b.rules").rules
+    assert back.condition == rule.condition
