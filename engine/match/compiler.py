@@ -155,6 +155,9 @@ class CompiledRule:
     reads_bits: bool
     noalert: bool
     stream: int = STREAM_NONE  # where its packet-payload contents are matched (STREAM_*)
+    # tests only the detected application protocol: matched once per flow, on the packet
+    # that completed protocol detection (Suricata's protocol-detection-only rules)
+    detection_only: bool = False
 
 
 @dataclass(slots=True)
@@ -473,6 +476,25 @@ def _bit_usage(rule: ast.Rule) -> tuple[bool, bool, bool]:
     return sets, reads(rule.condition), noalert
 
 
+def detection_only(rule: ast.Rule) -> bool:
+    """Whether the rule tests nothing but the detected application protocol (and its
+    header's addresses and ports): Suricata matches such a rule only on the packet
+    whose protocol detection completed, not on every packet of the flow."""
+    cond = rule.condition
+    operands = cond.operands if isinstance(cond, ast.And) else (cond,)
+    return (
+        cond is not None
+        and not rule.header.flow
+        and not rule.bit_actions
+        and all(
+            isinstance(c, ast.Comparison)
+            and c.field.name == "app.protocol"
+            and c.operator in ("==", "!=")
+            for c in operands
+        )
+    )
+
+
 def rule_order(rule: ast.Rule) -> tuple[int, int]:
     """Evaluation order within a packet: pass rules first, then flowbit setters before readers."""
     sets, reads, _ = _bit_usage(rule)
@@ -571,6 +593,7 @@ def compile_ruleset(
                 reads_bits=reads,
                 noalert=noalert,
                 stream=stream,
+                detection_only=detection_only(rule),
             )
         )
     databases = _build_databases(compiled)

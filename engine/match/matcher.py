@@ -572,6 +572,8 @@ class Matcher:
         self._sizes: tuple[np.ndarray, np.ndarray] | None = None  # this batch's, per row
         self._cid: dict[tuple[int, int], str] = {}
         self._inspected: dict[int, int] = {}  # flow slot -> generation the inspector knows
+        self._detected: dict[int, int] = {}  # flow slot -> generation whose protocol is known
+        self._detection_rows: set[int] = set()  # rows of this batch that completed it
         self._txs: dict[int, _Transaction] = {}  # flow slot -> current transaction
         # flow slot -> per direction (0 from the client) its last inspected row as
         # (rows, index, established per row, link type): what an alert on flushed
@@ -652,6 +654,7 @@ class Matcher:
                 row_flow, gen, row_dir, rows["proto"], rows["tcp_flags"], rows["tcp_seq"], plen
             )
         contexts: dict[int, Any] = {}
+        self._detection_rows = set()
         if self.inspector is not None:
             contexts, extras = self._inspect(batch, rows, row_flow, row_dir, gen, pstart, plen, est)
             if extras:
@@ -1213,6 +1216,9 @@ class Matcher:
                 seen[slot] = g
                 last.pop(slot, None)
             ctx = packet(slot, fresh, to_server, pr, sp, dp, fl, seq, mv[s : s + n].tobytes(), ts)
+            if ctx.app_proto is not None and self._detected.get(slot) != g:
+                self._detected[slot] = g
+                self._detection_rows.add(i)
             out[i] = self._transaction(slot, fresh, ctx)
             for more in getattr(ctx, "more", ()):
                 extras.append((i, self._transaction(slot, False, _More(ctx.app_proto, more))))
@@ -1389,6 +1395,8 @@ class Matcher:
                 target = stream_view
             app = rule.app_protocol
             if app is not None and packet.app_proto not in (None, _APP_ALIASES.get(app, app)):
+                continue
+            if rule.detection_only and r not in self._detection_rows:
                 continue
             if not self._addresses_ok(rule, packet):
                 continue

@@ -124,3 +124,14 @@ def test_tls_random_of_client_and_server_hello() -> None:
     )
     alerts = run_packets(matcher_for(text, inspector=Inspector()), tls_session(1))
     assert [(a.match.rule_id, a.match.packet) for a in alerts] == [(1, 4), (2, 5)]
+
+
+def test_protocol_only_rule_alerts_on_the_packet_that_completed_detection() -> None:
+    text = (
+        'rule "tls only" { id 1 match tcp where app.protocol == "tls" }'
+        'rule "tls to client" { id 2 match tcp to_client where app.protocol == "tls" }'
+    )
+    alerts = run_packets(matcher_for(text, inspector=Inspector()), tls_session(1))
+    # the client hello (packet 4) made the flow TLS; a rule with more to test than the
+    # protocol is evaluated on each packet
+    assert [(a.match.rule_id, a.match.packet) for a in alerts] == [(1, 4), (2, 5)]
