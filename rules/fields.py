@@ -104,6 +104,7 @@ _FLOW: tuple[tuple[str, str, str], ...] = (
         "certificates in the server's chain (Suricata tls.cert_chain_len)",
     ),
     ("dns.rrtype", "int", "record types: a query's questions, a response's answers"),
+    ("ftp.bounce", "bool", "an FTP PORT command names another host than the client (ftpbounce)"),
 )
 
 _BUFFERS: tuple[tuple[str, str], ...] = (

@@ -15,6 +15,7 @@ from engine.inspect.dns import (
     question_name,
     record_types,
 )
+from engine.inspect.ftp import FtpClient
 from engine.inspect.http import HttpSession
 from engine.inspect.smtp import SmtpClient
 from engine.inspect.stream import TH_FIN, TH_SYN, StreamDirection
@@ -334,8 +335,10 @@ class Inspector:
                 fs.state = _Ssh()
             elif verdict == "smtp":
                 fs.state = SmtpClient()
+            elif verdict == "ftp":
+                fs.state = FtpClient()
             else:
-                fs.parse = False  # ftp: detected, no buffers of its own
+                fs.parse = False
                 return []
             new = bytes(sd.window)  # the whole direction so far
         state = fs.state
@@ -377,6 +380,8 @@ class Inspector:
                 fs.parse = False
                 fs.state = None
             return found
+        if isinstance(state, FtpClient):
+            return state.feed(new) if client_side else []
         return []
 
     def _ssh(self, fs: _Flow, ssh: _Ssh, new: bytes, d: int) -> list[dict[str, bytes]]:

@@ -83,7 +83,7 @@ HEADER_BUFFERS = frozenset({"ipv4.hdr", "ipv6.hdr", "tcp.hdr", "udp.hdr"})
 _UNSCANNED = HEADER_BUFFERS | {"base64_data"}
 #: Fields read from what the inspector found in a transaction: a rule comparing them
 #: reads application data, so it is evaluated, and alerts once, per transaction.
-APP_FIELDS = frozenset({"tls.cert_chain_len", "dns.rrtype"})
+APP_FIELDS = frozenset({"tls.cert_chain_len", "dns.rrtype", "ftp.bounce"})
 
 #: Where a TCP rule's packet-payload contents are matched: on each packet only (a
 #: `tcp-pkt` header, `no_stream`, a `dsize` test, or a rule reading application

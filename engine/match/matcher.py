@@ -252,6 +252,11 @@ class _Packet:
             if packed is None:
                 return None
             return [packed[i] << 8 | packed[i + 1] for i in range(0, len(packed) - 1, 2)]
+        if name == "ftp.bounce":
+            port = self.buffers.get("ftp.port_address")
+            if port is None:
+                return None
+            return address_int(0, 0xFFFF00000000 | int.from_bytes(port, "big")) != self.src_int()
         if name == "tls.cert_chain_len":
             count = self.buffers.get("tls.cert_chain_len")
             return None if count is None else int(count)

@@ -249,6 +249,8 @@ def _comparison(node: ast.Comparison, writer: _Writer) -> None:
         writer.add("ipopts", value.name)
     elif name == "sameip" and node.operator == "==" and value is True:
         writer.add("sameip")
+    elif name == "ftp.bounce" and node.operator == "==" and value is True:
+        writer.add("ftpbounce", foreign=True)
     elif name in ("http.uri.len", "http.uri.raw.len"):
         suffix = ",raw" if name == "http.uri.raw.len" else ""
         writer.add("urilen", _number_test(node) + suffix, foreign=True)

@@ -122,6 +122,17 @@ class MultiInteger:
         rule.add_condition(ast.Comparison(field_ref, operator, value, index=index))
 
 
+class FtpBounce:
+    """Suricata `ftpbounce`: an FTP PORT command names another host than the client."""
+
+    names = frozenset({"ftpbounce"})
+
+    def translate(self, option: RawOption, rule: RuleBuilder) -> None:
+        if option.value:
+            raise Decline("ftpbounce takes no value")
+        rule.add_condition(ast.Comparison(ast.FieldRef("ftp.bounce"), "==", True))
+
+
 class UriLength:
     """Snort 2 / Suricata `urilen:>10[,norm|raw]`."""
 
@@ -243,6 +254,7 @@ TRANSLATORS = (
     Flow(),
     NumericField(),
     MultiInteger(),
+    FtpBounce(),
     UriLength(),
     FlagBits(),
     IpOptions(),

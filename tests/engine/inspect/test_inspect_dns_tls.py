@@ -240,3 +240,17 @@ def test_record_types_of_questions_and_answers() -> None:
     assert record_types(bytes(DNS(id=1, qr=1, qd=[DNSQR(qname="n.example")]))) == []
     with pytest.raises(DnsError):
         record_types(bytes(response)[:-3])
+
+
+def test_ftp_port_commands_give_their_address() -> None:
+    from engine.inspect.ftp import FtpClient, port_address
+
+    assert port_address(b"192,168,1,9,0,80") == bytes([192, 168, 1, 9])
+    assert port_address(b"192,168,1,9,0") is None
+    assert port_address(b"300,1,1,1,0,80") is None
+    client = FtpClient()
+    assert client.feed(b"USER x\r\nPORT 10,0,0,1,4,") == []
+    assert client.feed(b"1\r\nport 1,2,3,4,0,21\r\n") == [
+        {"ftp.port_address": bytes([10, 0, 0, 1])},
+        {"ftp.port_address": bytes([1, 2, 3, 4])},
+    ]

@@ -135,3 +135,21 @@ def test_protocol_only_rule_alerts_on_the_packet_that_completed_detection() -> N
     # the client hello (packet 4) made the flow TLS; a rule with more to test than the
     # protocol is evaluated on each packet
     assert [(a.match.rule_id, a.match.packet) for a in alerts] == [(1, 4), (2, 5)]
+
+
+def ftp_session(port_command: bytes) -> list[object]:
+    return [
+        *handshake(sp=21),
+        data(b"220 FTP server ready\r\n", to_server=False, sp=21, seq=501),
+        data(b"USER anonymous\r\n", sp=21),
+        data(port_command, sp=21, seq=117),
+    ]
+
+
+def test_ftp_bounce_is_a_port_command_naming_another_host() -> None:
+    text = 'rule "bounce" { id 1 match tcp to_server where ftp.bounce }'
+    own = ftp_session(b"PORT 10,0,0,1,232,157\r\n")  # the client itself: 10.0.0.1
+    assert sids(run_packets(matcher_for(text, inspector=Inspector()), own)) == []
+    other = ftp_session(b"PORT 192,168,1,9,0,80\r\n")
+    alerts = run_packets(matcher_for(text, inspector=Inspector()), other)
+    assert [(a.match.rule_id, a.match.packet) for a in alerts] == [(1, 6)]

@@ -244,3 +244,13 @@ def test_tls_random_is_a_sticky_buffer() -> None:
     )
     (back,) = import_text(export_rules([rule]).text, "b.rules").rules
     assert back.condition == rule.condition
+
+
+def test_ftpbounce_is_the_ftp_bounce_field() -> None:
+    rule = one('flow:to_server,established; content:"PORT"; nocase; ftpbounce;')
+    assert isinstance(rule.condition, ast.And)
+    assert rule.condition.operands[1] == ast.Comparison(ast.FieldRef("ftp.bounce"), "==", True)
+    exported = export_rules([rule]).text
+    assert "ftpbounce;" in exported
+    (back,) = import_text(exported, "b.rules").rules
+    assert back.condition == rule.condition
