@@ -175,6 +175,7 @@ _RESERVED: set[str] = set(
             "per",
             "multiplier",
             "unique",
+            "with_replies",
         ]
     )
 )
@@ -623,6 +624,12 @@ class FastParser:
             self.i += 1
         if word == "to":
             values["destination"], values["destination_ports"], stop = self._endpoint()
+        if self._word() == "with_replies":
+            if values.get("direction") == "<>":
+                raise Decline
+            self.i += 1
+            values["direction"] = "=>"
+            stop = self._stop()
         flow: list[str] = []
         while self._word() in _FLOW_OPTIONS:
             flow.append(self.t[self.i])

@@ -131,7 +131,9 @@ Port: TypeAlias = AnyPort | PortNumber | PortRange | PortVariable | PortList | N
 class Header(Node):
     """The `match` line: protocol, endpoints, direction and flow state.
 
-    `direction` is `"->"` for `from A to B` and `"<>"` for `between A and B`.
+    `direction` is `"->"` for `from A to B`, `"<>"` for `between A and B`, and
+    `"=>"` for `from A to B with_replies` (Suricata's transaction rules: A and B
+    are the client and the server, and the replies from B to A match too).
     `flow` keeps the flow options (`established`, `to_server`, ...) in the order
     written, because Snort round trips must reproduce them.
     """

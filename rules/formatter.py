@@ -183,6 +183,8 @@ def header_text(header: ast.Header) -> str:
             and isinstance(header.destination_ports, ast.AnyPort)
         ):
             parts.append("to " + endpoint(header.destination, header.destination_ports))
+        if header.direction == "=>":
+            parts.append("with_replies")
     parts.extend(header.flow)
     return " ".join(parts)
 

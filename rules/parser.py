@@ -504,7 +504,17 @@ class _AstBuilder(Transformer):
         fields_: dict[str, Any] = {"protocol": str(c[1])}
         flow: list[str] = []
         for part in c[2:]:
-            if isinstance(part, tuple):
+            if isinstance(part, Token) and part.type == "REPLIES":
+                if fields_.get("direction") == "<>":
+                    self._report(
+                        RuleValueError(
+                            "`between` already matches both ways: drop `with_replies`",
+                            self._tok_span(part),
+                        )
+                    )
+                else:
+                    fields_["direction"] = "=>"
+            elif isinstance(part, tuple):
                 kind, payload = part
                 if kind == "source":
                     fields_["source"], fields_["source_ports"] = payload

@@ -158,6 +158,9 @@ class CompiledRule:
     # tests only the detected application protocol: matched once per flow, on the packet
     # that completed protocol detection (Suricata's protocol-detection-only rules)
     detection_only: bool = False
+    # `=>` (Suricata transaction rules): the header names the client and the server, and
+    # packets from the server to the client match it the other way round
+    replies: bool = False
 
 
 @dataclass(slots=True)
@@ -249,9 +252,9 @@ class AddressIndex:
                 first = bisect.bisect_left(bounds, lo)
                 last = bisect.bisect_left(bounds, hi)
                 for seg in range(first, last):
-                    if side == "src" or r.bidirectional:
+                    if side == "src" or r.bidirectional or r.replies:
                         src_lists[seg].append(r.index)
-                    if side == "dst" or r.bidirectional:
+                    if side == "dst" or r.bidirectional or r.replies:
                         dst_lists[seg].append(r.index)
         clipped = np.array([min(b, (1 << 64) - 1) for b in bounds], dtype=np.uint64)
 
@@ -594,6 +597,7 @@ def compile_ruleset(
                 noalert=noalert,
                 stream=stream,
                 detection_only=detection_only(rule),
+                replies=header.direction == "=>",
             )
         )
     databases = _build_databases(compiled)

@@ -492,6 +492,7 @@ class _RuleArrays:
     sport_set: np.ndarray
     dport_set: np.ndarray
     bidir: np.ndarray
+    replies: np.ndarray  # `=>`: to-client packets match the header the other way round
     direction: np.ndarray
     established: np.ndarray
     frag: np.ndarray
@@ -510,6 +511,7 @@ class _RuleArrays:
             sport_set=np.array([r.sport_set for r in rules], dtype=np.int64),
             dport_set=np.array([r.dport_set for r in rules], dtype=np.int64),
             bidir=np.array([r.bidirectional for r in rules], dtype=bool),
+            replies=np.array([r.replies for r in rules], dtype=bool),
             direction=np.array([r.direction for r in rules], dtype=np.int8),
             established=np.array([r.established for r in rules], dtype=np.int8),
             frag=np.array([r.frag for r in rules], dtype=np.int8),
@@ -1058,7 +1060,7 @@ class Matcher:
             if not m.any():
                 continue
             fwd = ports(rule.sport_set, "sport") & ports(rule.dport_set, "dport")
-            if rule.bidirectional:
+            if rule.bidirectional or rule.replies:
                 fwd = fwd | (ports(rule.sport_set, "dport") & ports(rule.dport_set, "sport"))
             m = m & fwd
             if rule.min_payload:
@@ -1139,9 +1141,10 @@ class Matcher:
         ports = rs.port_sets
         forward = ports[ss, sp] & ports[ds, dp]
         backward = ports[ss, dp] & ports[ds, sp]
-        ok &= forward | (arrays.bidir[crule] & backward)
         direction = arrays.direction[crule]
         to_client = events.row_dir[crow] == 1
+        either = forward | (arrays.bidir[crule] & backward)
+        ok &= np.where(arrays.replies[crule], np.where(to_client, backward, forward), either)
         ok &= (direction < 0) | ((direction == 1) == to_client)
         need_est = arrays.established[crule]
         e = est[crow] == 1
@@ -1460,6 +1463,8 @@ class Matcher:
             return True
         s = p.src_int()
         d = p.dst_int()
+        if rule.replies and not p.to_server:  # a reply: the header's ends swap places
+            s, d = d, s
         fwd = (rule.src is None or s in rule.src) and (rule.dst is None or d in rule.dst)
         if fwd or not rule.bidirectional:
             return fwd

@@ -26,8 +26,8 @@ def parse_header(words: tuple[str, ...]) -> ast.Header:
             f"header has {len(words) + 1} words; expected 'action proto src sport dir dst dport'"
         )
     _, src, sport, direction, dst, dport = words
-    if direction not in ("->", "<>"):
-        raise Decline(f"direction {direction!r} is not '->' or '<>'")
+    if direction not in ("->", "<>", "=>"):  # `=>`: Suricata's transaction rules
+        raise Decline(f"direction {direction!r} is not '->', '<>' or '=>'")
     return ast.Header(
         protocol,
         source=parse_address(src),

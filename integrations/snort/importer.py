@@ -107,6 +107,7 @@ def import_rule(
     except Decline as decline:
         header = None
         rule.problem(RawOption("header", None, raw.location), decline.message, unsupported=False)
+    rule.protocol = header.protocol.lower() if header is not None else ""
     for option in raw.options:
         _apply(option, rule)
     rule.finish_pending()

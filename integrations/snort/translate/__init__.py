@@ -113,6 +113,7 @@ class RuleBuilder:
     last: PendingContent | None = None  # the latest content, which modifiers still reach
     verbatim: bool = False  # after an unknown option: keep the rest as written
     sticky_at: int = 0  # len(entries) when the sticky buffer was selected
+    protocol: str = ""  # the header's protocol, once read
 
     # ---- payload placement -------------------------------------------------
 

@@ -139,6 +139,10 @@ class ContentModifier:
         _apply_modifier(rule.last_content(), option.name, option.value)
 
 
+#: Suricata `file.data:DIRECTION` on an HTTP rule: the body of that direction's message.
+_HTTP_BODIES = {"to_client": "http.response_body", "to_server": "http.request_body"}
+
+
 class BufferOption:
     """Buffer selection: sticky buffers, and Snort 2 / Suricata HTTP content modifiers."""
 
@@ -153,6 +157,14 @@ class BufferOption:
             if pending.buffer is not None and pending.buffer != buffer:
                 raise Decline(f"content already restricted to {pending.buffer.name}")
             pending.buffer = buffer
+            return
+        direction = (option.value or "").strip()
+        if name in ("file_data", "file.data") and rule.protocol == "http" and direction:
+            # Suricata `file.data:to_client` on an HTTP rule: the response's body
+            body = _HTTP_BODIES.get(direction)
+            if body is None:
+                raise Decline(f"'{name}:{option.value}' selects a part Shrike has no buffer for")
+            rule.set_sticky(ast.Buffer(body))
             return
         if option.value is not None:
             if name != "http_header":

@@ -444,3 +444,19 @@ def test_stream_size_of_a_flow_picked_up_midstream() -> None:
     m = matcher_for(rule("where stream.size.client == 6", 1, "match tcp"))
     # no SYN seen: the side starts one byte before its first sequence number
     assert [a.match.packet for a in run_packets(m, [data(b"abcde", seq=900)])] == [1]
+
+
+def test_with_replies_header_matches_the_server_to_client_packets_too() -> None:
+    def text(rid: int, replies: str) -> str:
+        header = f"match tcp from 10.0.0.1 to 10.0.0.2 port 80 {replies}"
+        return rule('where pkt_data contains "XYZW"', rid, header)
+
+    packets = [*handshake(), data(b"XYZW request"), data(b"XYZW reply", to_server=False, seq=501)]
+    m = matcher_for(text(1, "with_replies") + text(2, ""))
+    got = sorted((a.match.rule_id, a.match.packet) for a in run_packets(m, packets))
+    assert got == [(1, 4), (1, 5), (2, 4)]
+    # the header's client must still be the packet's client: swapped ends do not match
+    swapped = rule(
+        'where pkt_data contains "XYZW"', 3, "match tcp from 10.0.0.2 to 10.0.0.1 with_replies"
+    )
+    assert sids(run_packets(matcher_for(swapped), packets)) == []

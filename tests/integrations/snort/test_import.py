@@ -265,10 +265,10 @@ def test_commented_rules_are_disabled_but_fully_imported() -> None:
 
 
 def test_bad_header_keeps_rule_with_header_text() -> None:
-    result = import_text('alert tcp any any => any any (msg:"t"; sid:6;)')
+    result = import_text('alert tcp any any <- any any (msg:"t"; sid:6;)')
     (rule,) = result.rules
     assert not rule.enabled
-    assert ast.OpaqueOption("snort_header", "tcp any any => any any") in rule.options
+    assert ast.OpaqueOption("snort_header", "tcp any any <- any any") in rule.options
     assert result.diagnostics[0].option == "header"
 
 

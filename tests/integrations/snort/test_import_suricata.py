@@ -254,3 +254,23 @@ def test_ftpbounce_is_the_ftp_bounce_field() -> None:
     assert "ftpbounce;" in exported
     (back,) = import_text(exported, "b.rules").rules
     assert back.condition == rule.condition
+
+
+def test_transaction_rule_and_directed_file_data() -> None:
+    head = "alert http any any => any 80"
+    rule = one(
+        'http.method; content:"POST"; http.stat_code; content:"500"; '
+        'file.data:to_client; content:"error"; file.data:to_server; content:"x";',
+        head,
+    )
+    assert rule.header.direction == "=>"
+    assert isinstance(rule.condition, ast.And)
+    buffers = [s.buffer.name for s in rule.condition.operands]  # type: ignore[union-attr]
+    assert buffers == ["http.method", "http.stat_code", "http.response_body", "http.request_body"]
+    exported = export_rules([rule]).text
+    assert "alert http any any => any 80" in exported
+    (back,) = import_text(exported, "b.rules", "snort3").rules
+    assert back.header == rule.header and back.condition == rule.condition
+    # outside HTTP the direction of file.data names no Shrike buffer
+    smtp = import_text("alert smtp any any -> any any (file.data:to_server; sid:1;)", "t.rules")
+    assert not smtp.rules[0].enabled
