@@ -176,6 +176,7 @@ _RESERVED: set[str] = set(
             "multiplier",
             "unique",
             "with_replies",
+            "flowint",
         ]
     )
 )

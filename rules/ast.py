@@ -433,6 +433,21 @@ class Flowbits(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class Flowint(Node):
+    """Suricata `flowint`: an integer variable kept per flow.
+
+    Tests (`isset`, `notset`, `==`, `!=`, `<`, `<=`, `>`, `>=`) are conditions;
+    changes (`=`, `+`, `-`) are rule statements kept in `Rule.int_actions`,
+    applied when the rule matches.  `value` is a number or another flowint's
+    name; it is None for `isset`/`notset`.
+    """
+
+    name: str
+    operator: str
+    value: int | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class And(Node):
     """All operands hold (flattened: never directly nests another And)."""
 
@@ -453,7 +468,7 @@ class Not(Node):
     operand: Condition
 
 
-Condition: TypeAlias = And | Or | Not | Comparison | Sequence | Flowbits | OpaqueOption
+Condition: TypeAlias = And | Or | Not | Comparison | Sequence | Flowbits | Flowint | OpaqueOption
 
 
 # ---------------------------------------------------------------------------
@@ -571,6 +586,7 @@ class Rule(Node):
     thresholds: tuple[Threshold, ...] = ()
     bit_actions: tuple[Flowbits, ...] = ()
     options: tuple[OpaqueOption, ...] = ()
+    int_actions: tuple[Flowint, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

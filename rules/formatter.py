@@ -305,6 +305,11 @@ def option_text(option: ast.OpaqueOption) -> str:
     return text
 
 
+def flowint_text(node: ast.Flowint) -> str:
+    value = "" if node.value is None else f" {node.value}"
+    return f"flowint {node.name} {node.operator}{value}"
+
+
 def bits_text(bits: ast.Flowbits) -> str:
     parts = [bits.kind, bits.action]
     if bits.names:
@@ -369,6 +374,8 @@ def atom_text(node: ast.Condition, indent: str) -> str:
         return sequence_text(node, indent)
     if isinstance(node, ast.Flowbits):
         return bits_text(node)
+    if isinstance(node, ast.Flowint):
+        return flowint_text(node)
     if isinstance(node, ast.OpaqueOption):
         return option_text(node)
     raise TypeError(f"cannot print condition {node!r}")
@@ -455,6 +462,8 @@ def _rule_lines(rule: ast.Rule) -> list[_Line]:
         body.extend(_where_lines(rule.condition))
     for bits in rule.bit_actions:
         add(bits_text(bits), bits.span.line)
+    for change in rule.int_actions:
+        add(flowint_text(change), change.span.line)
     if rule.window is not None:
         add(window_text(rule.window), rule.window.span.line)
     for threshold in rule.thresholds:

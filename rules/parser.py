@@ -52,6 +52,9 @@ ACTIONS = (
 THRESHOLD_KINDS = ("limit", "threshold", "both", "backoff")
 TRACKS = ("src", "dst", "rule", "both", "flow")
 BIT_TESTS = ("isset", "isnotset")
+#: `flowint` tests (conditions) and changes (rule statements).
+FLOWINT_TESTS = ("isset", "notset", "==", "!=", "<", "<=", ">", ">=")
+FLOWINT_CHANGES = ("=", "+", "-")
 BIT_ACTIONS = ("set", "unset", "toggle", "setx", "reset", "noalert")
 ENDIANS = ("big", "little", "dce")
 NUMBER_STRINGS = ("hex", "dec", "oct")
@@ -343,6 +346,7 @@ class _AstBuilder(Transformer):
             "thresholds",
             "bit_actions",
             "options",
+            "int_actions",
         }
         for stmt in children[3] if len(children) == 5 else ():
             if stmt.key in repeatable:
@@ -478,6 +482,37 @@ class _AstBuilder(Transformer):
             )
         return self._stmt("bit_actions", [bits], c)
 
+    def flowint_stmt(self, c: list[Any]) -> _Statement:
+        node: ast.Flowint = c[0]
+        if node.operator not in FLOWINT_CHANGES:
+            self._report(
+                RuleValueError(
+                    f"'flowint {node.name} {node.operator}' is a test; tests go in `where`",
+                    node.span,
+                    hint="rule-level flowint statements change it: " + ", ".join(FLOWINT_CHANGES),
+                )
+            )
+        return self._stmt("int_actions", [node], c)
+
+    def flowint(self, c: list[Any]) -> ast.Flowint:
+        name = str(c[1].value)
+        op_tok: Token = c[2]
+        operator = str(op_tok.value)
+        value: int | str | None = None
+        if len(c) > 3:
+            value = int(c[3].value) if c[3].type == "INT" else str(c[3].value)
+        if operator not in FLOWINT_TESTS + FLOWINT_CHANGES or (
+            value is None and operator not in ("isset", "notset")
+        ):
+            self._report(
+                RuleValueError(
+                    f"unknown flowint operation '{operator}'",
+                    self._tok_span(op_tok),
+                    hint="expected isset, notset, a comparison or = + - with a value",
+                )
+            )
+        return ast.Flowint(name, operator, value, span=self._span(c))
+
     def where_stmt(self, c: list[Any]) -> _Statement:
         condition = c[1]
         self._check_condition(condition)
@@ -489,6 +524,14 @@ class _AstBuilder(Transformer):
                 self._check_condition(operand)
         elif isinstance(node, ast.Not):
             self._check_condition(node.operand)
+        elif isinstance(node, ast.Flowint) and node.operator in FLOWINT_CHANGES:
+            self._report(
+                RuleValueError(
+                    f"'flowint {node.name} {node.operator}' changes it; changes are rule statements",
+                    node.span,
+                    hint="move it out of `where` onto its own line",
+                )
+            )
         elif isinstance(node, ast.Flowbits) and node.action not in BIT_TESTS:
             self._report(
                 RuleValueError(

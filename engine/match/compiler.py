@@ -462,13 +462,15 @@ def stream_mode(rule: ast.Rule, buffers: frozenset[str]) -> int:
 
 
 def _bit_usage(rule: ast.Rule) -> tuple[bool, bool, bool]:
-    sets = any(b.action in ("set", "unset", "toggle", "setx", "reset") for b in rule.bit_actions)
+    sets = bool(rule.int_actions) or any(
+        b.action in ("set", "unset", "toggle", "setx", "reset") for b in rule.bit_actions
+    )
     noalert = any(b.action == "noalert" for b in rule.bit_actions)
 
     def reads(cond: ast.Condition | None) -> bool:
         if cond is None:
             return False
-        if isinstance(cond, ast.Flowbits):
+        if isinstance(cond, ast.Flowbits | ast.Flowint):
             return True
         if isinstance(cond, ast.And | ast.Or):
             return any(reads(c) for c in cond.operands)

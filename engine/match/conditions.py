@@ -52,6 +52,8 @@ class PacketView(Protocol):
 
     def bits(self, kind: str, track: str | None) -> set[str]: ...
 
+    def flow_ints(self) -> dict[str, int]: ...
+
 
 Predicate = Callable[[PacketView, Scratch], bool]
 
@@ -301,6 +303,40 @@ def _compile_sequence(seq: ast.Sequence) -> Predicate:
     return sequence
 
 
+_INT_TESTS: dict[str, Callable[[int, int], bool]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _compile_flowint(node: ast.Flowint) -> Predicate:
+    """A `flowint` test: an unset variable fails every comparison; a name on the right
+    reads that variable, 0 when unset (Suricata's semantics)."""
+    name = node.name
+    if node.operator == "isset":
+        return lambda p, s: name in p.flow_ints()
+    if node.operator in ("notset", "isnotset"):
+        return lambda p, s: name not in p.flow_ints()
+    test = _INT_TESTS.get(node.operator)
+    if test is None:
+        raise ConditionError(f"flowint {node.operator} changes the variable; it is not a test")
+    target = node.value
+
+    def compare(p: PacketView, s: Scratch) -> bool:
+        values = p.flow_ints()
+        current = values.get(name)
+        if current is None:
+            return False
+        other = values.get(target, 0) if isinstance(target, str) else int(target or 0)
+        return test(current, other)
+
+    return compare
+
+
 def _compile_bits(bits: ast.Flowbits) -> Predicate:
     names = bits.names
     kind = bits.kind
@@ -336,6 +372,8 @@ def compile_condition(cond: ast.Condition | None, variables: VariableTable) -> P
         return _compile_sequence(cond)
     if isinstance(cond, ast.Flowbits):
         return _compile_bits(cond)
+    if isinstance(cond, ast.Flowint):
+        return _compile_flowint(cond)
     if isinstance(cond, ast.OpaqueOption):
         return lambda p, s: True
     raise ConditionError(f"cannot evaluate {type(cond).__name__}")
@@ -345,7 +383,7 @@ def _ordered(operands: tuple[ast.Condition, ...]) -> tuple[ast.Condition, ...]:
     """Cheap tests first; sequences keep their written order (base64_data follows its decode)."""
 
     def cost(c: ast.Condition) -> int:
-        if isinstance(c, ast.Comparison | ast.Flowbits | ast.OpaqueOption):
+        if isinstance(c, ast.Comparison | ast.Flowbits | ast.Flowint | ast.OpaqueOption):
             return 0
         return 1
 

@@ -357,6 +357,11 @@ class _Packet:
                 return False
         return True
 
+    def flow_ints(self) -> dict[str, int]:
+        if self.slot < 0:
+            return {}
+        return self._matcher.bits.flow_ints(self.slot, self.gen)
+
     def bits(self, kind: str, track: str | None) -> set[str]:
         store = self._matcher.bits
         if kind == "flowbits":
@@ -1404,6 +1409,10 @@ class Matcher:
             app = rule.app_protocol
             if app is not None and packet.app_proto not in (None, _APP_ALIASES.get(app, app)):
                 continue
+            if app is not None and packet.app_proto is None and not rule.buffers:
+                # a rule on an application protocol with no payload to match waits
+                # for the protocol to be detected
+                continue
             if rule.detection_only and r not in self._detection_rows:
                 continue
             if not self._addresses_ok(rule, packet):
@@ -1471,6 +1480,10 @@ class Matcher:
         return (rule.src is None or d in rule.src) and (rule.dst is None or s in rule.dst)
 
     def _apply_bits(self, rule: CompiledRule, p: _Packet) -> None:
+        if rule.rule.int_actions and p.slot >= 0:
+            values = self.bits.flow_ints(p.slot, p.gen)
+            for change in rule.rule.int_actions:
+                self.bits.change_int(values, change)
         for action in rule.rule.bit_actions:
             if action.action == "noalert":
                 continue

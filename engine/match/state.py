@@ -148,12 +148,39 @@ class SessionState:
         return est, gen, direction
 
 
+_U32 = 1 << 32
+
+
 @dataclass(slots=True)
 class BitStore:
     """Flowbits per flow (keyed by slot and generation) and xbits per tracked address."""
 
     flows: dict[int, tuple[int, set[str]]] = field(default_factory=dict)
     hosts: dict[tuple[str, Hashable], dict[str, float]] = field(default_factory=dict)
+    ints: dict[int, tuple[int, dict[str, int]]] = field(default_factory=dict)
+
+    def flow_ints(self, slot: int, gen: int) -> dict[str, int]:
+        """The flow's `flowint` variables (slot and generation, like its flowbits)."""
+        entry = self.ints.get(slot)
+        if entry is None or entry[0] != gen:
+            values: dict[str, int] = {}
+            self.ints[slot] = (gen, values)
+            return values
+        return entry[1]
+
+    def change_int(self, values: dict[str, int], change: ast.Flowint) -> None:
+        """Apply a `flowint` change as Suricata does: a name as the value reads that
+        variable (0 when unset); `+` on an unset variable sets it, `-` leaves it unset;
+        values wrap as 32-bit unsigned numbers."""
+        target = change.value
+        amount = values.get(target, 0) if isinstance(target, str) else int(target or 0)
+        current = values.get(change.name)
+        if change.operator == "=":
+            values[change.name] = amount % _U32
+        elif change.operator == "+":
+            values[change.name] = ((current or 0) + amount) % _U32
+        elif change.operator == "-" and current is not None:
+            values[change.name] = (current - amount) % _U32
 
     def flow_bits(self, slot: int, gen: int) -> set[str]:
         entry = self.flows.get(slot)

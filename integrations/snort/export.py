@@ -146,6 +146,8 @@ def rule_text(rule: ast.Rule) -> tuple[str, list[str]]:
         _condition(rule.condition, writer)
     for bits in rule.bit_actions:
         _bits(bits, writer)
+    for change in rule.int_actions:
+        _flowint(change, writer)
     for threshold in rule.thresholds:
         _threshold(threshold, writer)
     metadata = [f"{entry.key} {entry.value}".rstrip() for entry in rule.metadata]
@@ -202,6 +204,8 @@ def _condition(node: ast.Condition, writer: _Writer) -> None:
         _comparison(node, writer)
     elif isinstance(node, ast.Flowbits):
         _bits(node, writer)
+    elif isinstance(node, ast.Flowint):
+        _flowint(node, writer)
     elif isinstance(node, ast.OpaqueOption):
         writer.add(node.name, node.value, verbatim=True)
     elif (
@@ -306,6 +310,11 @@ def _bits(bits: ast.Flowbits, writer: _Writer) -> None:
     if bits.group is not None:
         parts.append(bits.group)
     writer.add("flowbits", ",".join(parts))
+
+
+def _flowint(node: ast.Flowint, writer: _Writer) -> None:
+    value = "" if node.value is None else f",{node.value}"
+    writer.add("flowint", f"{node.name},{node.operator}{value}", foreign=True)
 
 
 def _threshold(threshold: ast.Threshold, writer: _Writer) -> None:

@@ -152,6 +152,7 @@ def import_rule(
         condition=rule.condition(),
         thresholds=tuple(rule.thresholds),
         bit_actions=tuple(rule.bit_actions),
+        int_actions=tuple(rule.int_actions),
         options=tuple(rule.options),
         span=ast.Span(
             raw.location.file,

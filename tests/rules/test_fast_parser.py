@@ -179,6 +179,8 @@ TRICKY = [
     'rule "a" { id 5 match http with_replies to_server where http.method contains "a" }',
     'rule "a" { id 5 match http between any and any with_replies }',
     'rule "a" { id 5 match http with_replies with_replies }',
+    'rule "a" { id 5 match tls where flowint a notset and flowint b >= c flowint a + 1 }',
+    'rule "a" { id 5 match tls flowint a isset }',
     'rule "a" { id 5 match tcp threshold backoff 1 per 1s by flow }',
     'rule "a" { id 5 match tcp detection_filter 5 per 1m by src unique dst.port option tag }',
     'rule "a" { id 5 match tcp detection_filter 5 per 1m by src unique }',

@@ -500,3 +500,31 @@ def test_indexed_comparison_on_a_field_of_several_values() -> None:
 def test_index_errors(where: str, message: str) -> None:
     errors = parse_collecting(f'rule "x" {{ id 1 match dns where {where} }}').errors
     assert [e.message for e in errors if message in e.message], [e.message for e in errors]
+
+
+def test_flowint_tests_are_conditions_and_changes_are_statements() -> None:
+    text = (
+        'rule "x" { id 1 match tcp where flowint hits notset or flowint hits < limit '
+        "flowint hits + 1 flowint seen = 0 }"
+    )
+    (rule,) = parse_text(text).rules
+    assert rule.condition == ast.Or(
+        (ast.Flowint("hits", "notset"), ast.Flowint("hits", "<", "limit"))
+    )
+    assert rule.int_actions == (ast.Flowint("hits", "+", 1), ast.Flowint("seen", "=", 0))
+    assert "  flowint hits + 1\n  flowint seen = 0\n" in format_rule(rule)
+    assert parse_text(format_rule(rule)).rules == (rule,)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("where flowint a + 1", "changes are rule statements"),
+        ("flowint a > 1", "tests go in `where`"),
+        ("where flowint a & 1", "unknown flowint operation"),
+        ("where flowint a > ", "unexpected"),
+    ],
+)
+def test_flowint_errors(text: str, message: str) -> None:
+    errors = parse_collecting(f'rule "x" {{ id 1 match tcp {text} }}').errors
+    assert any(message in e.message for e in errors), [e.message for e in errors]

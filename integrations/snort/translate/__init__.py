@@ -104,6 +104,7 @@ class RuleBuilder:
     flow: list[str] = field(default_factory=list)
     entries: list[ast.Condition | OpenSequence] = field(default_factory=list)
     bit_actions: list[ast.Flowbits] = field(default_factory=list)
+    int_actions: list[ast.Flowint] = field(default_factory=list)
     thresholds: list[ast.Threshold] = field(default_factory=list)
     options: list[ast.OpaqueOption] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)

@@ -18,7 +18,6 @@ NOT_EVALUATED = frozenset(
         "dce_iface",
         "dce_opnum",
         "asn1",
-        "flowint",
         "app-layer-event",
         "decode-event",
         "stream-event",

@@ -7,7 +7,7 @@ import re
 from integrations.snort.errors import Decline
 from integrations.snort.tokenize import RawOption
 from integrations.snort.translate import RuleBuilder
-from integrations.snort.values import parse_int, split_commas
+from integrations.snort.values import VARIABLE_NAME, parse_int, split_commas
 from rules import ast
 
 _BIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
@@ -180,4 +180,37 @@ class Threshold:
             rule.thresholds.append(ast.Threshold(kind, count, value, track, unique=unique))
 
 
-TRANSLATORS = (Flowbits(), NoAlert(), Xbits(), Hostbits(), Threshold())
+class Flowint:
+    """Suricata `flowint:name,op[,value]`: tests become conditions, changes (`= + -`)
+    rule-level actions applied when the rule matches."""
+
+    names = frozenset({"flowint"})
+    _TESTS = ("isset", "notset", "isnotset", "==", "!=", "<", "<=", ">", ">=")
+    _CHANGES = ("=", "+", "-")
+
+    def translate(self, option: RawOption, rule: RuleBuilder) -> None:
+        parts = split_commas(option.value or "")
+        if len(parts) not in (2, 3) or not VARIABLE_NAME.match(parts[0]):
+            raise Decline(f"cannot read flowint {option.value!r}")
+        name, operator = parts[0], parts[1]
+        if operator == "isnotset":
+            operator = "notset"
+        flag = operator in ("isset", "notset")
+        if (operator not in self._TESTS and operator not in self._CHANGES) or (
+            flag != (len(parts) == 2)
+        ):
+            raise Decline(f"cannot read flowint {option.value!r}")
+        value: int | str | None = None
+        if not flag:
+            text = parts[2]
+            value = text if VARIABLE_NAME.match(text) else parse_int(text, "flowint value")
+            if isinstance(value, int) and not 0 <= value < 2**32:
+                raise Decline("flowint values are 32-bit unsigned numbers")
+        node = ast.Flowint(name, operator, value)
+        if operator in self._CHANGES:
+            rule.int_actions.append(node)
+        else:
+            rule.add_condition(node)
+
+
+TRANSLATORS = (Flowbits(), NoAlert(), Xbits(), Hostbits(), Threshold(), Flowint())

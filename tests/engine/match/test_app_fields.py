@@ -153,3 +153,10 @@ def test_ftp_bounce_is_a_port_command_naming_another_host() -> None:
     other = ftp_session(b"PORT 192,168,1,9,0,80\r\n")
     alerts = run_packets(matcher_for(text, inspector=Inspector()), other)
     assert [(a.match.rule_id, a.match.packet) for a in alerts] == [(1, 6)]
+
+
+def test_application_rule_without_payload_waits_for_the_protocol() -> None:
+    text = 'rule "any tls packet" { id 1 match tls where ip.ttl > 0 }'
+    alerts = run_packets(matcher_for(text, inspector=Inspector()), tls_session(1))
+    # not the handshake before detection: the client hello and what follows
+    assert [a.match.packet for a in alerts] == [4, 5, 6]

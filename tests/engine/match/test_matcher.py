@@ -460,3 +460,17 @@ def test_with_replies_header_matches_the_server_to_client_packets_too() -> None:
         'where pkt_data contains "XYZW"', 3, "match tcp from 10.0.0.2 to 10.0.0.1 with_replies"
     )
     assert sids(run_packets(matcher_for(swapped), packets)) == []
+
+
+def test_flowint_counts_per_flow() -> None:
+    text = (
+        'rule "count" { id 1 match udp where dsize > 0 flowint n + 1 flowbits noalert }'
+        'rule "third" { id 2 match udp where flowint n == 3 }'
+        'rule "first" { id 3 match udp where flowint seen notset flowint seen = 1 }'
+    )
+    a = IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=5, dport=53) / b"Q"
+    b = IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=6, dport=53) / b"Q"
+    got = [
+        (x.match.rule_id, x.match.packet) for x in run_packets(matcher_for(text), [a, b, a, a, a])
+    ]
+    assert got == [(3, 1), (3, 2), (2, 4)]

@@ -274,3 +274,19 @@ def test_transaction_rule_and_directed_file_data() -> None:
     # outside HTTP the direction of file.data names no Shrike buffer
     smtp = import_text("alert smtp any any -> any any (file.data:to_server; sid:1;)", "t.rules")
     assert not smtp.rules[0].enabled
+
+
+def test_flowint_tests_and_changes() -> None:
+    rule = one("flowint:count,isnotset; flowint:count,>,limit; flowint:count,+,1; noalert;")
+    assert rule.condition == ast.And(
+        (ast.Flowint("count", "notset"), ast.Flowint("count", ">", "limit"))
+    )
+    assert rule.int_actions == (ast.Flowint("count", "+", 1),)
+    exported = export_rules([rule]).text
+    assert "flowint:count,notset; flowint:count,>,limit;" in exported
+    assert "flowint:count,+,1" in exported
+    (back,) = import_text(exported, "b.rules").rules
+    assert (back.condition, back.int_actions) == (rule.condition, rule.int_actions)
+    for bad in ("flowint:count,isset,3;", "flowint:count,+;", "flowint:count,*,2;"):
+        result = import_text(f"alert tcp any any -> any any ({bad} sid:1;)", "t.rules")
+        assert not result.rules[0].enabled, bad
