@@ -597,6 +597,37 @@ class FastParser:
     def _option_statement(self, word: str, at: int) -> tuple[str, Any]:
         return "options", (self._option(at).node,)
 
+    def _flowint_statement(self, word: str, at: int) -> tuple[str, Any]:
+        change = self._flowint(at).node
+        if change.operator not in self._lark.FLOWINT_CHANGES:
+            raise Decline
+        return "int_actions", (change,)
+
+    def _flowint(self, at: int) -> _Spanned:
+        """`flowint NAME isset|notset` or `flowint NAME OP (INT | NAME)`."""
+        name = self._name()
+        i = self.i
+        kind, operator = self.k[i], self.t[i]
+        self.i = i + 1
+        value: int | str | None = None
+        if kind == "W":
+            if operator not in ("isset", "notset"):
+                raise Decline
+        elif kind == "O":
+            value_kind = self.k[self.i]
+            if value_kind == "N":
+                value = int(self._take("N"))
+            elif value_kind == "W":
+                value = self._name()
+            else:
+                raise Decline
+            if operator not in self._lark.FLOWINT_TESTS + self._lark.FLOWINT_CHANGES:
+                raise Decline
+        else:
+            raise Decline
+        stop = self._stop()
+        return _Spanned(ast.Flowint(name, operator, value, span=self._span(at, stop)), at, stop)
+
     def _bits_statement(self, word: str, at: int) -> tuple[str, Any]:
         bits = self._bits(word, at).node
         if bits.action not in self._lark.BIT_ACTIONS:
@@ -766,6 +797,11 @@ class FastParser:
             return bits
         if word == "option":
             return self._option(at)
+        if word == "flowint":
+            test = self._flowint(at)
+            if test.node.operator not in self._lark.FLOWINT_TESTS:
+                raise Decline
+            return test
         ref = self._make_field_ref(word, at)
         return self._after_field(ref, at)
 
@@ -1214,6 +1250,7 @@ _STATEMENTS = {
     "option": FastParser._option_statement,
     "flowbits": FastParser._bits_statement,
     "xbits": FastParser._bits_statement,
+    "flowint": FastParser._flowint_statement,
 }
 
 

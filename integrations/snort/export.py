@@ -176,6 +176,8 @@ def rule_text(rule: ast.Rule) -> tuple[str, list[str]]:
     header = _opaque(rule, "snort_header") or header_text(rule.header)
     if rule.header.protocol not in SNORT3_PROTOCOLS:
         writer.foreign.insert(0, f"protocol {rule.header.protocol}")
+    if rule.header.direction == "=>":  # Suricata's transaction rules
+        writer.foreign.insert(0, "direction =>")
     action = _opaque(rule, "snort_action") or rule.action
     text = f"{action} {header} ( {'; '.join(writer.options)}; )"
     if not rule.enabled:

@@ -267,8 +267,10 @@ def test_transaction_rule_and_directed_file_data() -> None:
     assert isinstance(rule.condition, ast.And)
     buffers = [s.buffer.name for s in rule.condition.operands]  # type: ignore[union-attr]
     assert buffers == ["http.method", "http.stat_code", "http.response_body", "http.request_body"]
-    exported = export_rules([rule]).text
+    result = export_rules([rule])
+    exported = result.text
     assert "alert http any any => any 80" in exported
+    assert any("direction =>" in note.message for note in result.notes)
     (back,) = import_text(exported, "b.rules", "snort3").rules
     assert back.header == rule.header and back.condition == rule.condition
     # outside HTTP the direction of file.data names no Shrike buffer
