@@ -520,20 +520,24 @@ class FastParser:
         track = self._take("W")
         if track not in self._lark.TRACKS:
             raise Decline
-        unique = None
-        if kind == "detection_filter" and self._word() == "unique":
-            self.i += 1
-            unique = self._field_ref().name
         threshold = ast.Threshold(
-            kind,
-            count,
-            int(seconds),
-            track,
-            multiplier,
-            unique,
-            span=self._span(at, self._stop()),
+            kind, count, int(seconds), track, span=self._span(at, self._stop())
         )
+        if multiplier is not None or (kind == "detection_filter" and self._word() == "unique"):
+            threshold = self._threshold_extras(threshold, multiplier, at)
         return "thresholds", (threshold,)
+
+    def _threshold_extras(
+        self, threshold: ast.Threshold, multiplier: int | None, at: int
+    ) -> ast.Threshold:
+        """A backoff's multiplier, or a detection_filter's `unique FIELD`."""
+        unique = None
+        if multiplier is None:
+            self.i += 1  # `unique`
+            unique = self._field_ref().name
+        return dataclasses.replace(
+            threshold, multiplier=multiplier, unique=unique, span=self._span(at, self._stop())
+        )
 
     def _duration(self) -> tuple[int, str]:
         m = _DURATION(self._take("D"))
