@@ -43,6 +43,7 @@ from engine.match.compiler import (
     reads_field,
 )
 from engine.match.conditions import ROW_COLUMNS
+from engine.match.onesided import OneSided, OneSidedSessions
 from engine.match.payload import Scratch
 from engine.match.sets import address_int
 from engine.match.state import (
@@ -567,7 +568,8 @@ class Matcher:
     # stream of flows whose application protocol is unknown, and rules that mix them
     # with application buffers match the stream too; by default only pure payload
     # rules on flows of a detected protocol (Snort 3 reassembles for detection for the
-    # services it knows)
+    # services it knows). Without `async_oneside`, rules on the application protocol of
+    # a TCP session seen from one side only then match when it ends (engine.match.onesided)
     raw_stream: bool = False
     stats: MatcherStats = field(default_factory=MatcherStats)
     profiles: dict[int, RuleProfile] = field(default_factory=dict)
@@ -581,6 +583,7 @@ class Matcher:
         self.thresholds = ThresholdState()
         self.windows = WindowState()
         self.stream_sizes = StreamSizes()
+        self._one_sided = OneSidedSessions()
         self._sizes: tuple[np.ndarray, np.ndarray] | None = None  # this batch's, per row
         self._cid: dict[tuple[int, int], str] = {}
         self._inspected: dict[int, int] = {}  # flow slot -> generation the inspector knows
@@ -622,6 +625,12 @@ class Matcher:
         if self.inspector is None:
             return []
         alerts: list[Alert] = []
+        alerts += self._flushed  # one-sided sessions ended by `end_flows`
+        self._flushed = []
+        for slot in list(self._one_sided.pending):
+            one = self._one_sided.end(slot)
+            if one is not None:
+                alerts += self._end_one_sided(slot, one)
         for slot in list(self.inspector.flows()):
             alerts += self._flush_flow(slot)
             self.inspector.end_flow(slot)
@@ -750,7 +759,12 @@ class Matcher:
             keep = self._header_ok(arrays, rs, rows, srow, srule, events, est)
             srow = srow[keep]
             srule = srule[keep]
+        one_sided = self._one_sided_active()
+        if one_sided:
+            self._one_sided.begin(events.row_flow, gen, events.row_dir, rows["proto"])
         if crow.shape[0] == 0 and srow.shape[0] == 0:
+            if one_sided:
+                return self._track_one_sided(batch, rows[:n], pstart, plen, contexts)
             return []
         on_stream = np.concatenate(
             [np.zeros(crow.shape[0], np.int64), np.ones(srow.shape[0], np.int64)]
@@ -764,7 +778,88 @@ class Matcher:
             pairs = pairs[np.concatenate([[True], ~dup])]
         self.stats.candidates += int(pairs.shape[0])
         self._sizes = sizes
-        return self._evaluate(batch, rows, pairs, events, est, gen, pstart, plen, contexts)
+        alerts = self._evaluate(batch, rows, pairs, events, est, gen, pstart, plen, contexts)
+        if one_sided:
+            alerts += self._track_one_sided(batch, rows[:n], pstart, plen, contexts)
+        return alerts
+
+    def _one_sided_active(self) -> bool:
+        """Suricata's stream model (`raw_stream`) without `async_oneside`: application
+        rules on a session seen from one side only match when it ends."""
+        return self.inspector is not None and self.raw_stream and not self.async_oneside
+
+    def _track_one_sided(
+        self,
+        batch: PacketBatch,
+        rows: np.ndarray,
+        pstart: np.ndarray,
+        plen: np.ndarray,
+        contexts: dict[int, Any],
+    ) -> list[Alert]:
+        """After a batch: alerts held for sessions whose other side appeared, and the
+        end-of-flow match of one-sided sessions whose slot now holds another flow."""
+        released, ended = self._one_sided.update(
+            rows, batch.data, pstart, plen, contexts, batch.linktype
+        )
+        for slot, one in ended:
+            released += self._end_one_sided(slot, one)
+        self.stats.alerts += len(released)
+        return released
+
+    def _end_one_sided(self, slot: int, one: OneSided) -> list[Alert]:
+        """A TCP session seen from one side only has ended: match the rules on its
+        application protocol once on everything that side sent, as Suricata does when
+        it finally hands the never-acknowledged data to its application layer (the
+        alerts carry no packet); the alerts held back while it lasted are dropped."""
+        if one.row is None:
+            return one.alerts
+        loaded = self._loaded
+        rs = loaded.ruleset
+        app_rules = np.array(
+            [r.index for r in rs.rules if r.app_protocol is not None and 6 in r.protocols],
+            dtype=np.int64,
+        )
+        if not app_rules.shape[0] or one.app_proto is None:
+            return []
+        events = FlowEvents(
+            row_flow=np.array([slot], dtype=np.int64),
+            row_dir=np.array([one.side], dtype=np.int8),
+            created=0,
+            ended=FlowRecords.empty(),
+        )
+        crow = np.zeros(app_rules.shape[0], dtype=np.int64)
+        ok = self._header_ok(
+            loaded.arrays, rs, one.row, crow, app_rules, events, np.ones(1, np.uint8)
+        )
+        tx = self._txs.get(slot)
+        packet = _Packet(
+            self,
+            None,
+            one.row[0],
+            bytes(one.payload),
+            slot,
+            one.gen,
+            one.side == 0,
+            True,
+            dict(tx.buffers) if tx is not None else {},
+            one.app_proto,
+        )
+        alerts: list[Alert] = []
+        for k in app_rules[ok].tolist():
+            rule = rs.rules[k]
+            app = rule.app_protocol
+            if one.app_proto != _APP_ALIASES.get(app, app):
+                continue
+            if not self._addresses_ok(rule, packet) or not self._holds(rule, packet):
+                continue
+            self.stats.matches += 1
+            self._apply_bits(rule, packet)
+            if rule.rule.action == "pass":
+                break
+            if rule.noalert or not self._rate_ok(rule, packet):
+                continue
+            alerts.append(self._alert(None, rule, packet, one.linktype))
+        return alerts
 
     def _stream_candidates(
         self,
@@ -1440,7 +1535,18 @@ class Matcher:
                 continue
             if rule.noalert or not self._rate_ok(rule, packet):
                 continue
-            alerts.append(self._alert(batch, rule, packet))
+            alert = self._alert(batch, rule, packet)
+            if (
+                app is not None
+                and packet.slot >= 0
+                and self._one_sided_active()
+                and int(packet.row["proto"]) == 6
+                and not self._one_sided.other_side_seen(r)
+            ):
+                # a session seen from one side so far: held until its other side shows
+                self._one_sided.hold(packet.slot, packet.gen, 0 if packet.to_server else 1, alert)
+                continue
+            alerts.append(alert)
         self.stats.alerts += len(alerts)
         return alerts
 
@@ -1595,6 +1701,9 @@ class Matcher:
                 self._last.pop(int(s), None)
         for s in slots.tolist():
             self.stream_sizes.forget(int(s))
+            one = self._one_sided.end(int(s))
+            if one is not None:
+                self._flushed += self._end_one_sided(int(s), one)
 
     def costliest(self, top: int = 20) -> list[tuple[int, RuleProfile]]:
         """Rules by total evaluation time, most expensive first (with `profile`)."""

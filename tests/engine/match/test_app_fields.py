@@ -160,3 +160,34 @@ def test_application_rule_without_payload_waits_for_the_protocol() -> None:
     alerts = run_packets(matcher_for(text, inspector=Inspector()), tls_session(1))
     # not the handshake before detection: the client hello and what follows
     assert [a.match.packet for a in alerts] == [4, 5, 6]
+
+
+def one_sided_rules() -> str:
+    return (
+        'rule "get" { id 1 match http to_server where pkt_data contains "GET /i/" }'
+        'rule "get, established" { id 2 match http established to_server '
+        'where pkt_data contains "GET /i/" }'
+    )
+
+
+def midstream_requests() -> list[object]:
+    first = b"GET /i/1 HTTP/1.1\r\nHost: a\r\n\r\n"
+    second = b"GET /i/2 HTTP/1.1\r\nHost: a\r\n\r\n"
+    return [data(first, seq=1000), data(second, seq=1000 + len(first))]
+
+
+def test_session_seen_from_one_side_matches_application_rules_at_its_end() -> None:
+    m = matcher_for(one_sided_rules(), inspector=Inspector(), raw_stream=True)
+    assert run_packets(m, midstream_requests()) == []
+    ended = m.finish()
+    # once each, established as Suricata considers the session by then, on no packet
+    assert sorted((a.match.rule_id, a.match.packet) for a in ended) == [(1, None), (2, None)]
+
+
+def test_held_alerts_are_released_when_the_other_side_shows_up() -> None:
+    reply = data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", to_server=False, seq=7000)
+    m = matcher_for(one_sided_rules(), inspector=Inspector(), raw_stream=True)
+    alerts = run_packets(m, [*midstream_requests(), reply])
+    # as if they had not been held: on the packets that carried the requests
+    assert [(a.match.rule_id, a.match.packet) for a in alerts] == [(1, 1), (1, 2)]
+    assert m.finish() == []
