@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any
@@ -263,24 +263,55 @@ class FastParser:
         self.t: list[str] = []  # token texts
         self.s: list[int] = []  # token start offsets
         self.i = 0
+        self._all: tuple[list[str], list[str], list[int]] | None = None  # the whole text's
 
     # ---- tokens and positions ---------------------------------------------
 
     def _tokenize(self, start: int, end: int) -> list[tuple[str, str, int]]:
-        """Cut text[start:end] into tokens (kinds, texts, starts); return the comments."""
-        kinds = _KINDS
-        tokens = [
-            (kinds[index], m.group(index), m.start(index))
-            for m in _TOKEN.finditer(self.text, start, end)
-            if (index := m.lastindex)  # every alternative is a group: never 0 or None
-        ]
-        comments = [token for token in tokens if token[0] == "C"]
-        if comments:
-            tokens = [token for token in tokens if token[0] != "C"]
-        tokens.append((_END, "", end))
-        self.k, self.t, self.s = (list(column) for column in zip(*tokens, strict=True))
+        """Point the token lists at text[start:end] (kinds, texts, starts); return its comments.
+
+        The whole text is cut into tokens once, on the first call: no token spans a
+        line, so a chunk (whole lines) holds exactly the tokens that start in it.  A
+        range that cuts through a token is tokenized on its own instead.
+        """
+        if self._all is None:
+            self._all = self._tokens(0, len(self.text))
+        kinds, texts, starts = self._all
+        lo = bisect_left(starts, start)
+        hi = bisect_left(starts, end)
+        if (lo and starts[lo - 1] + len(texts[lo - 1]) > start) or (
+            hi and starts[hi - 1] + len(texts[hi - 1]) > end
+        ):
+            kinds, texts, starts = self._tokens(start, end)
+            lo, hi = 0, len(kinds)
+        k, t, s = kinds[lo:hi], texts[lo:hi], starts[lo:hi]
+        comments: list[tuple[str, str, int]] = []
+        if "C" in k:
+            comments = [
+                (kind, text, at) for kind, text, at in zip(k, t, s, strict=True) if kind == "C"
+            ]
+            kept = [n for n, kind in enumerate(k) if kind != "C"]
+            k, t, s = [k[n] for n in kept], [t[n] for n in kept], [s[n] for n in kept]
+        k.append(_END)
+        t.append("")
+        s.append(end)
+        self.k, self.t, self.s = k, t, s
         self.i = 0
         return comments
+
+    def _tokens(self, start: int, end: int) -> tuple[list[str], list[str], list[int]]:
+        """The tokens of text[start:end], comments included, as three columns."""
+        kinds: list[str] = []
+        texts: list[str] = []
+        starts: list[int] = []
+        add_kind, add_text, add_start = kinds.append, texts.append, starts.append
+        names = _KINDS
+        for m in _TOKEN.finditer(self.text, start, end):
+            index = m.lastindex  # every alternative is a group: never 0 or None
+            add_kind(names[index])  # type: ignore[index]
+            add_text(m.group(index))  # type: ignore[arg-type]
+            add_start(m.start(index))  # type: ignore[arg-type]
+        return kinds, texts, starts
 
     def _span(self, start: int, stop: int) -> ast.Span:
         """The span from offset `start` to offset `stop` (past the last character)."""
