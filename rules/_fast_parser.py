@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any
 
-from rules import ast, fields
+from rules import _native_tokens, ast, fields
 from rules.errors import RuleError
 
 # Words and strings first (most tokens); then the number and address shapes in the
@@ -326,7 +326,19 @@ class FastParser:
         return comments
 
     def _tokens(self, start: int, end: int) -> tuple[list[str], list[str], list[int]]:
-        """The tokens of text[start:end], comments included, as three columns."""
+        """The tokens of text[start:end], comments included, as three columns: by the C
+        tokenizer for ASCII text when it is available, else by the `_TOKEN` regex."""
+        names = _KINDS
+        text = self.text
+        native = _native_tokens.tokenizer() if text.isascii() else None
+        if native is not None:
+            codes, starts, lengths = native.tokens(text.encode("ascii"), start, end)
+            kinds = [names[code] for code in codes]
+            texts = [text[at : at + size] for at, size in zip(starts, lengths, strict=True)]
+            return kinds, texts, starts
+        return self._regex_tokens(start, end)
+
+    def _regex_tokens(self, start: int, end: int) -> tuple[list[str], list[str], list[int]]:
         kinds: list[str] = []
         texts: list[str] = []
         starts: list[int] = []
