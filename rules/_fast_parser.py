@@ -280,7 +280,13 @@ class FastParser:
         self.text = text
         self.path = path
         self._lark = lark_path
-        self._line_starts = [0, *accumulate(len(line) + 1 for line in text.split("\n"))]
+        # The C tokenizer works on ASCII text, where characters are bytes.
+        self._native = _native_tokens.tokenizer() if text.isascii() else None
+        self._ascii = text.encode("ascii") if self._native is not None else b""
+        if self._native is not None:
+            self._line_starts = self._native.line_starts(self._ascii)
+        else:
+            self._line_starts = [0, *accumulate(len(line) + 1 for line in text.split("\n"))]
         # The transformer's own checks, reporting through `_decline`.
         self._checker = lark_path._AstBuilder()
         self._checker._report = _decline  # type: ignore[method-assign]
@@ -329,13 +335,10 @@ class FastParser:
         """The tokens of text[start:end], comments included, as three columns: by the C
         tokenizer for ASCII text when it is available, else by the `_TOKEN` regex."""
         names = _KINDS
-        text = self.text
-        native = _native_tokens.tokenizer() if text.isascii() else None
+        native = self._native
         if native is not None:
-            codes, starts, lengths = native.tokens(text.encode("ascii"), start, end)
-            kinds = [names[code] for code in codes]
-            texts = [text[at : at + size] for at, size in zip(starts, lengths, strict=True)]
-            return kinds, texts, starts
+            codes, starts, texts = native.tokens(self._ascii, start, end)
+            return [names[code] for code in codes], texts, starts
         return self._regex_tokens(start, end)
 
     def _regex_tokens(self, start: int, end: int) -> tuple[list[str], list[str], list[int]]:

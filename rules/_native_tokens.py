@@ -48,9 +48,23 @@ class NativeTokenizer:
         )
         function.restype = ctypes.c_long
         self._tokenize = function
+        join = library.shrike_join_tokens
+        join.argtypes = (
+            ctypes.c_char_p,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_long,
+            ctypes.c_void_p,
+        )
+        join.restype = ctypes.c_long
+        self._join = join
+        lines = library.shrike_line_starts
+        lines.argtypes = (ctypes.c_char_p, ctypes.c_long, ctypes.c_void_p)
+        lines.restype = ctypes.c_long
+        self._lines = lines
 
-    def tokens(self, data: bytes, start: int, end: int) -> tuple[bytes, list[int], list[int]]:
-        """The tokens of data[start:end]: kind numbers (one byte each), starts, lengths."""
+    def tokens(self, data: bytes, start: int, end: int) -> tuple[bytes, list[int], list[str]]:
+        """The tokens of data[start:end]: kind numbers (one byte each), starts and texts."""
         capacity = (end - start) // 4 + 64  # tokens and their blanks average far more than 4 bytes
         while True:
             kinds = bytearray(capacity)
@@ -66,8 +80,33 @@ class NativeTokenizer:
                 capacity,
             )
             if count >= 0:
-                return bytes(kinds[:count]), starts[:count].tolist(), lengths[:count].tolist()
+                break
             capacity = end - start + 1  # one token per character at most
+        texts: list[str]
+        if count == 0:
+            texts = []
+        elif b"\0" in data:  # a NUL in the text would split a token in two
+            texts = [
+                data[at : at + size].decode("ascii")
+                for at, size in zip(starts[:count], lengths[:count], strict=True)
+            ]
+        else:
+            joined = bytearray(sum(lengths[:count]) + count)
+            size = self._join(
+                data,
+                starts.buffer_info()[0],
+                lengths.buffer_info()[0],
+                count,
+                (ctypes.c_char * len(joined)).from_buffer(joined),
+            )
+            texts = joined[: size - 1].decode("ascii").split("\0")
+        return bytes(kinds[:count]), starts[:count].tolist(), texts
+
+    def line_starts(self, data: bytes) -> list[int]:
+        """0 and the offset after each LF of `data`, then len(data) + 1."""
+        starts = array.array("q", bytes(8 * (data.count(b"\n") + 1)))
+        count = self._lines(data, len(data), starts.buffer_info()[0])
+        return [*starts[:count].tolist(), len(data) + 1]
 
 
 _LOCK = threading.Lock()

@@ -8,7 +8,10 @@
  * caller maps kinds to names with the same table as for the regex.
  * `tests/rules/test_native_tokens.py` compares the two on every token shape.
  *
- * Returns the number of tokens, or -1 when there are more than `capacity`.
+ * `shrike_tokenize` returns the number of tokens, or -1 when there are more than
+ * `capacity`.  `shrike_join_tokens` copies the tokens' texts, each followed by a NUL,
+ * so one split makes all their strings; `shrike_line_starts` gives the offset of
+ * every line's first character.
  */
 #include <stdint.h>
 
@@ -217,4 +220,23 @@ long shrike_tokenize(const char *text, long start, long end, uint8_t *kinds, int
         count++;
         p = q;
     }
+}
+
+long shrike_join_tokens(const char *text, const int32_t *starts, const int32_t *lengths,
+                        long count, char *out) {
+    long size = 0;
+    for (long i = 0; i < count; i++) {
+        for (int32_t j = 0; j < lengths[i]; j++) out[size++] = text[starts[i] + j];
+        out[size++] = '\0';
+    }
+    return size;
+}
+
+/* Fills starts[0..] with 0 and the offset after each LF; returns how many. */
+long shrike_line_starts(const char *text, long length, int64_t *starts) {
+    long count = 0;
+    starts[count++] = 0;
+    for (long p = 0; p < length; p++)
+        if (text[p] == '\n') starts[count++] = p + 1;
+    return count;
 }

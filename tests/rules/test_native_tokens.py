@@ -164,3 +164,13 @@ def test_the_cached_library_is_named_by_its_source(tmp_path: Path) -> None:
     source.write_text("int f(void) { return 2; }\n")
     assert _native_tokens.library_path(source) != first
     assert _native_tokens.library_path().is_file()
+
+
+@needs_native
+@pytest.mark.parametrize("text", ["", "\n", "a", "a\nb", "a\n", "\n\nx\n\n", *EDGE_CASES[:5]])
+def test_line_starts_match_the_line_lengths(text: str) -> None:
+    assert native is not None
+    expected = [0]
+    for line in text.split("\n"):
+        expected.append(expected[-1] + len(line) + 1)
+    assert native.line_starts(text.encode("ascii")) == expected
