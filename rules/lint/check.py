@@ -89,8 +89,11 @@ class Check:
 
     `check_rule` sees one rule at a time; `check_ruleset` sees every rule of the run (for
     duplicate ids, flowbits set in one rule and tested in another, ...); `check_statements`
-    sees one file's top-level statements (includes, variable definitions). All yield
-    diagnostics built with `self.diagnostic`, so code, name and severity come from the class.
+    sees one file's top-level statements (includes, variable definitions). Each returns
+    or yields diagnostics built with `self.diagnostic`, so code, name and severity come
+    from the class. The shipped rule checks return a list: `check_rule` runs once per
+    rule and check, and a generator costs more to start than most checks take to find
+    nothing.
     """
 
     code: ClassVar[str]
