@@ -106,3 +106,19 @@ def test_objects_an_application_froze_stay_frozen() -> None:
         assert len(made) == 1_000
     finally:
         gc.unfreeze()
+
+
+def test_linted_rules_built_in_bulk_equal_those_built_one_by_one() -> None:
+    rule = ast.Rule(
+        "t",
+        9000003,
+        ast.Header("tcp"),
+        condition=ast.Sequence(ast.FieldRef("pkt_data"), (ast.Regex("a+b", ""),)),
+    )
+    lines = ["rule ..."]
+    (bulk,) = LintedRule.of_rules("f.shrike", [rule], lines)
+    single = LintedRule("f.shrike", rule, lines)
+    assert bulk == single
+    assert hash(bulk) == hash(single)
+    assert bulk.source_lines is lines
+    assert bulk.regexes == single.regexes == (rule.condition.items[0],)

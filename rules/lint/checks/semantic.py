@@ -95,7 +95,7 @@ def _interval_of(comparison: ast.Comparison) -> _Interval | None:
     value = comparison.value
     if isinstance(value, ast.Range) and comparison.operator in ("==", "in"):
         return (value.low, value.inclusive, value.high, value.inclusive)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS):
         return None
     number = float(value)
     return {
@@ -203,11 +203,18 @@ def _describe(comparison: ast.Comparison) -> str:
     return f"{comparison.field.name} {comparison.operator} {text}"
 
 
+# Type tuples for isinstance: a `A | B` union in the call would be built on every call.
+_NUMBERS = (int, float)
+_MATCHES = (ast.Content, ast.Regex)
+_BYTE_OPERATIONS = (ast.ByteJump, ast.ByteExtract, ast.ByteMath, ast.ByteTest)
+_CURSOR_TESTS = (ast.IsDataAt, ast.Base64Decode)
+
+
 # Matchers that leave the cursor somewhere a later relative matcher can start from.
 def _sets_cursor(item: ast.SequenceItem) -> bool:
-    if isinstance(item, ast.Content | ast.Regex):
+    if isinstance(item, _MATCHES):
         return not item.negated
-    return isinstance(item, ast.ByteJump | ast.ByteExtract | ast.ByteMath | ast.ByteTest)
+    return isinstance(item, _BYTE_OPERATIONS)
 
 
 def _is_relative(item: ast.SequenceItem) -> bool:
@@ -215,9 +222,9 @@ def _is_relative(item: ast.SequenceItem) -> bool:
         return item.distance is not None or item.within is not None
     if isinstance(item, ast.Regex):
         return "R" in item.flags
-    if isinstance(item, ast.ByteTest | ast.ByteJump | ast.ByteExtract | ast.ByteMath):
+    if isinstance(item, _BYTE_OPERATIONS):
         return item.relative
-    if isinstance(item, ast.IsDataAt | ast.Base64Decode):
+    if isinstance(item, _CURSOR_TESTS):
         return item.relative
     return False
 
