@@ -164,7 +164,8 @@ class HyperscanIncompatibleRegexCheck(Check):
         found = analyser()
         if context.hyperscan is not None and isinstance(found, LibhsUnavailable):
             return (
-                f"{self.code} {self.name} compiles every regex, which is slow: "
+                f"{self.code} {self.name} compiles every regex that is not plainly supported, "
+                f"which is slow: "
                 f"hs_expression_info is unavailable ({found})"
             )
         return None
