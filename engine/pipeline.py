@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from dpdk_io.batch import Source
 from dpdk_io.errors import CaptureError
 from engine.decode import MALFORMED_REASONS, DecodedBatch, decode
+from engine.defrag import Defragmenter
 from engine.flows import FlowRecords, FlowTable, FlowTableConfig, FlowTableStats
 
 
@@ -61,13 +62,14 @@ def iter_flow_records(
     read before it have been yielded.
     """
     table = FlowTable(config or FlowTableConfig())
+    defrag = Defragmenter()
     st = stats if stats is not None else PacketPathStats()
     failure: CaptureError | None = None
     try:
         while (batch := source.next_batch()) is not None:
             if not len(batch):
                 continue
-            decoded = decode(batch)
+            decoded = defrag.reassemble(decode(batch))
             st.count_batch(len(batch), decoded)
             events = table.update(decoded)
             if on_batch is not None:
