@@ -3,6 +3,7 @@ suricata-verify checks) can read: one `event_type: alert` object per line."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from pathlib import Path
@@ -50,6 +51,8 @@ def alert_record(alert: Alert) -> dict[str, Any]:
         "proto": _PROTO_NAMES.get(alert.proto, str(alert.proto)),
         "direction": "to_server" if alert.to_server else "to_client",
     }
+    if alert.vlan:
+        record["vlan"] = [alert.vlan]
     if alert.proto in (1, 58):
         record["icmp_type"] = record.pop("src_port")
         record["icmp_code"] = record.pop("dest_port")
@@ -73,6 +76,8 @@ def alert_record(alert: Alert) -> dict[str, Any]:
         }
     if m.app_proto:
         record["app_proto"] = m.app_proto
+    if alert.packet:
+        record["packet"] = base64.b64encode(alert.packet).decode("ascii")
     record["packet_info"] = {
         "linktype": alert.linktype,
         "linktype_name": LINKTYPE_NAMES.get(alert.linktype, str(alert.linktype)),

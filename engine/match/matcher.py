@@ -91,6 +91,8 @@ class Alert:
     proto: int
     to_server: bool
     linktype: int = 1
+    vlan: int = 0  # outermost VLAN id, 0 for none
+    packet: bytes = b""  # the packet's bytes as captured, from its innermost layer's start
 
 
 @dataclass(slots=True)
@@ -1499,12 +1501,17 @@ class Matcher:
             tactics=r.tactics,
             references=tuple(f"{ref.kind},{ref.value}" for ref in r.references),
             app_proto=p.app_proto,
-            packet=batch.first_index + int(row["pkt"]) + 1 if batch is not None else None,
+            packet=batch.packet_number(int(row["pkt"])) if batch is not None else None,
             action=r.action,
             ruleset=self.ruleset_name,
         )
         link = batch.linktype if batch is not None else linktype
-        return Alert(match, src, sport, dst, dport, proto, p.to_server, link)
+        raw = b""
+        if batch is not None:
+            start = int(batch.offsets[int(row["pkt"])])
+            stop = start + int(batch.caplens[int(row["pkt"])])
+            raw = batch.data[start + int(row["link_off"]) : stop].tobytes()
+        return Alert(match, src, sport, dst, dport, proto, p.to_server, link, int(row["vlan"]), raw)
 
     def end_flows(self, slots: np.ndarray) -> None:
         """Tell the inspector that these flows ended (their slots may be reused)."""
