@@ -93,6 +93,10 @@ class Alert:
     linktype: int = 1
     vlan: int = 0  # outermost VLAN id, 0 for none
     packet: bytes = b""  # the packet's bytes as captured, from its innermost layer's start
+    #: For a rule reading application buffers: the 0-based application transaction of
+    #: its flow it matched (Suricata's `tx_id`) and that transaction's buffers.
+    tx_id: int | None = None
+    tx_buffers: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -431,7 +435,7 @@ class _Transaction:
     """One flow's current application transaction: its buffers so far and the
     rules that already alerted on it (a rule alerts once per transaction)."""
 
-    number: int = 0
+    number: int = -1  # 0-based per flow once a request or query started it
     buffers: dict[str, bytes] = field(default_factory=dict)
     fired: set[int] = field(default_factory=set)
 
@@ -1243,7 +1247,7 @@ class Matcher:
                         break
                     if rule.noalert or not self._rate_ok(rule, packet):
                         continue
-                    alerts.append(self._alert(None, rule, packet, linktype))
+                    alerts.append(self._alert(None, rule, packet, linktype, view))
         return alerts
 
     def _transaction(self, slot: int, fresh: bool, ctx: Any) -> _TxView:
@@ -1368,7 +1372,7 @@ class Matcher:
                 continue
             if rule.noalert or not self._rate_ok(rule, packet):
                 continue
-            alerts.append(self._alert(batch, rule, packet))
+            alerts.append(self._alert(batch, rule, packet, view=ctx_r))
         self.stats.alerts += len(alerts)
         return alerts
 
@@ -1461,9 +1465,15 @@ class Matcher:
         return True
 
     def _alert(
-        self, batch: PacketBatch | None, rule: CompiledRule, p: _Packet, linktype: int = 1
+        self,
+        batch: PacketBatch | None,
+        rule: CompiledRule,
+        p: _Packet,
+        linktype: int = 1,
+        view: _TxView | None = None,
     ) -> Alert:
-        """The alert for `rule` on `p` (no batch: on buffers flushed at a flow's end)."""
+        """The alert for `rule` on `p` (no batch: on buffers flushed at a flow's end);
+        `view` names the transaction a rule reading application buffers matched."""
         row = p.row
         # Python ints: the halves of an IPv6 address do not fit one numpy integer.
         src = ip_text(int(row["src"][0]), int(row["src"][1]))
@@ -1511,7 +1521,25 @@ class Matcher:
             start = int(batch.offsets[int(row["pkt"])])
             stop = start + int(batch.caplens[int(row["pkt"])])
             raw = batch.data[start + int(row["link_off"]) : stop].tobytes()
-        return Alert(match, src, sport, dst, dport, proto, p.to_server, link, int(row["vlan"]), raw)
+        tx_id = None
+        tx_buffers = None
+        if view is not None and rule.buffers - {"pkt_data"} and view.tx.number >= 0:
+            tx_id = view.tx.number
+            tx_buffers = view.buffers
+        return Alert(
+            match,
+            src,
+            sport,
+            dst,
+            dport,
+            proto,
+            p.to_server,
+            link,
+            int(row["vlan"]),
+            raw,
+            tx_id,
+            tx_buffers,
+        )
 
     def end_flows(self, slots: np.ndarray) -> None:
         """Tell the inspector that these flows ended (their slots may be reused)."""
