@@ -203,6 +203,7 @@ def run_case(folder: Path, case: dict[str, Any], checksums: str = "case") -> Cas
             midstream="stream.midstream=true" in args,
             async_oneside="stream.async-oneside=true" in args,
             raw_stream=True,
+            bad_checksum_packets=True,
         )
         records: list[dict[str, Any]] = []
         mode = checksum_mode(case.get("args", []), pcap_path) if checksums == "case" else checksums

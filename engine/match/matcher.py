@@ -529,6 +529,10 @@ class Matcher:
     # rules on flows of a detected protocol (Snort 3 reassembles for detection for the
     # services it knows)
     raw_stream: bool = False
+    # packets with a bad checksum: left out of inspection altogether (Snort), or only of
+    # reassembly and application parsing, still matched as packets (Suricata, whose
+    # stream engine ignores them while packet rules still see them)
+    bad_checksum_packets: bool = False
     stats: MatcherStats = field(default_factory=MatcherStats)
     profiles: dict[int, RuleProfile] = field(default_factory=dict)
 
@@ -606,10 +610,12 @@ class Matcher:
         )
         events = dataclasses.replace(events, row_dir=row_dir)
         usable = rows["kind"] == KIND_IP
+        bad_rows = None
         if bad_checksum is not None:
             bad_rows = bad_checksum[rows["pkt"]]
             self.stats.checksum_skipped += int((usable & bad_rows).sum())
-            usable &= ~bad_rows
+            if not self.bad_checksum_packets:
+                usable &= ~bad_rows
         pkt = rows["pkt"].astype(np.int64)
         base = batch.offsets[pkt]
         pstart = base + rows["payload_off"]
@@ -618,7 +624,15 @@ class Matcher:
         plen[~usable] = 0
         contexts: dict[int, Any] = {}
         if self.inspector is not None:
-            contexts, extras = self._inspect(batch, rows, row_flow, row_dir, gen, pstart, plen, est)
+            inspect_plen = plen
+            flow_of = row_flow
+            if bad_rows is not None and self.bad_checksum_packets:
+                # not reassembled or parsed: the inspector never sees them
+                inspect_plen = np.where(bad_rows, 0, plen)
+                flow_of = np.where(bad_rows, -1, row_flow)
+            contexts, extras = self._inspect(
+                batch, rows, flow_of, row_dir, gen, pstart, inspect_plen, est
+            )
             if extras:
                 # further transactions completed by one packet (pipelined requests)
                 # become extra rows after the batch's own: a copy of their packet row
