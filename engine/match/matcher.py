@@ -39,6 +39,7 @@ from engine.match.compiler import (
     STREAM_ONLY,
     CompiledRule,
     CompiledRuleset,
+    reads_field,
 )
 from engine.match.conditions import ROW_COLUMNS
 from engine.match.payload import Scratch
@@ -233,6 +234,16 @@ class _Packet:
             return self.app_proto
         if name == "dns.opcode":
             return self._dns_opcode(proto)
+        if name.startswith("stream.size."):
+            sizes = self._matcher._stream_sizes.get((self.slot, int(row["pkt"])))
+            if sizes is None or self._batch is None:
+                return None
+            side = name[len("stream.size.") :]
+            if side == "client":
+                return sizes[0]
+            if side == "server":
+                return sizes[1]
+            return sizes
         if name == "http.uri.len":
             uri = self.buffers.get("http.uri")
             return None if uri is None else len(uri)
@@ -499,13 +510,21 @@ class _Loaded:
     stream_slow: list[int] = field(default_factory=list)  # slow-path stream-only rules
     has_stream_only: bool = False
     has_stream: bool = False
+    reads_stream_size: bool = False  # some rule compares `stream.size.*`
 
     @classmethod
     def of(cls, ruleset: CompiledRuleset) -> _Loaded:
         rules = ruleset.rules
         slow = [k for k in ruleset.slow_rules if rules[k].stream == STREAM_ONLY]
         only = any(r.stream == STREAM_ONLY for r in rules)
-        return cls(ruleset, _RuleArrays.build(rules), slow, only, any(r.stream for r in rules))
+        sizes = any(
+            reads_field(r.rule.condition, f"stream.size.{side}")
+            for r in rules
+            for side in ("client", "server", "both", "either")
+        )
+        return cls(
+            ruleset, _RuleArrays.build(rules), slow, only, any(r.stream for r in rules), sizes
+        )
 
 
 @dataclass
@@ -552,6 +571,10 @@ class Matcher:
         # buffers reports; rows are gathered into a compact copy after each batch
         self._last: dict[int, dict[int, tuple[np.ndarray, int, np.ndarray, int]]] = {}
         self._flushed: list[Alert] = []  # alerts on buffers flushed while inspecting
+        # TCP sequence space per flow slot: (generation, [client isn, client next, server
+        # isn, server next]), and per (slot, packet) of the batch (client, server) sizes
+        self._seq_space: dict[int, tuple[int, list[int]]] = {}
+        self._stream_sizes: dict[tuple[int, int], tuple[int, int]] = {}
 
     def swap(self, ruleset: CompiledRuleset) -> None:
         """Use `ruleset` from the next batch on."""
@@ -616,6 +639,9 @@ class Matcher:
             self.stats.checksum_skipped += int((usable & bad_rows).sum())
             if not self.bad_checksum_packets:
                 usable &= ~bad_rows
+        if self._loaded.reads_stream_size:
+            counted = usable if bad_rows is None else usable & ~bad_rows
+            self._track_stream_sizes(rows, counted, row_flow, row_dir, gen)
         pkt = rows["pkt"].astype(np.int64)
         base = batch.offsets[pkt]
         pstart = base + rows["payload_off"]
@@ -1120,6 +1146,52 @@ class Matcher:
         return ok
 
     # ------------------------------------------------------------------
+    def _track_stream_sizes(
+        self,
+        rows: np.ndarray,
+        counted: np.ndarray,
+        row_flow: np.ndarray,
+        row_dir: np.ndarray,
+        gen: np.ndarray,
+    ) -> None:
+        """Suricata's `stream_size`: per TCP row, the sequence space each side has used
+        so far (its next expected sequence number minus its initial one: the SYN plus
+        the bytes sent in order), the packet itself included."""
+        self._stream_sizes = {}
+        idx = np.nonzero(counted & (rows["proto"] == 6) & (row_flow >= 0))[0]
+        space = self._seq_space
+        for slot, g, d, flags, seq, size, pkt in zip(
+            row_flow[idx].tolist(),
+            gen[idx].tolist(),
+            row_dir[idx].tolist(),
+            rows["tcp_flags"][idx].tolist(),
+            rows["tcp_seq"][idx].tolist(),
+            rows["payload_len"][idx].tolist(),
+            rows["pkt"][idx].tolist(),
+            strict=True,
+        ):
+            known = space.get(slot)
+            if known is None or known[0] != g:
+                known = (g, [-1, 0, -1, 0])
+                space[slot] = known
+            seqs = known[1]
+            at = 0 if d == 0 else 2
+            if flags & 0x02:  # SYN or SYN-ACK: the side's initial sequence number
+                seqs[at] = seq
+                seqs[at + 1] = (seq + 1) & 0xFFFFFFFF
+            elif seqs[at] < 0:  # picked up mid-stream: as if its SYN came just before
+                seqs[at] = (seq - 1) & 0xFFFFFFFF
+                seqs[at + 1] = seq
+            end = (seq + size + (1 if flags & 0x01 else 0)) & 0xFFFFFFFF
+            # in order (or overlapping the next byte): the side's next sequence moves on
+            ahead = (end - seqs[at + 1]) & 0xFFFFFFFF
+            behind = (seqs[at + 1] - seq) & 0xFFFFFFFF
+            if 0 < ahead < 1 << 31 and behind < 1 << 31:
+                seqs[at + 1] = end
+            client = (seqs[1] - seqs[0]) & 0xFFFFFFFF if seqs[0] >= 0 else 0
+            server = (seqs[3] - seqs[2]) & 0xFFFFFFFF if seqs[2] >= 0 else 0
+            self._stream_sizes[(slot, pkt)] = (client, server)
+
     def _inspect(
         self,
         batch: PacketBatch,
