@@ -45,6 +45,7 @@ from engine.match.conditions import ROW_COLUMNS
 from engine.match.payload import Scratch
 from engine.match.sets import address_int
 from engine.match.state import BitStore, SessionState, ThresholdState, WindowState
+from rules import ast as rules_ast
 
 #: Buffers per concatenated prefilter scan, and prefilter hits allowed per buffer
 #: before a chunk is rescanned one buffer at a time.
@@ -482,6 +483,9 @@ class _RuleArrays:
     any_proto: np.ndarray
     stream: np.ndarray  # int8: STREAM_NONE / STREAM_ALSO / STREAM_ONLY
     reads_app: np.ndarray  # bool: the rule reads an application buffer
+    # bool: the rule tests only the detected application protocol (Suricata's
+    # protocol-detection-only signatures), so it is tried where detection happened
+    detection_only: np.ndarray
 
     @classmethod
     def build(cls, rules: list[CompiledRule]) -> _RuleArrays:
@@ -500,7 +504,22 @@ class _RuleArrays:
             any_proto=np.array([len(r.protocols) == 256 for r in rules], dtype=bool),
             stream=np.array([r.stream for r in rules], dtype=np.int8),
             reads_app=np.array([bool(r.buffers - {"pkt_data"}) for r in rules], dtype=bool),
+            detection_only=np.array([_detection_only(r) for r in rules], dtype=bool),
         )
+
+
+def _detection_only(rule: CompiledRule) -> bool:
+    """Whether a rule on a transport tests nothing but `app.protocol` (no flow options,
+    no payload): Suricata matches such a rule only on the packet that completed the
+    flow's protocol detection."""
+    r = rule.rule
+    cond = r.condition
+    if r.header.flow or cond is None or rule.app_protocol is not None:
+        return False
+    parts = cond.operands if isinstance(cond, rules_ast.And) else (cond,)
+    return all(
+        isinstance(c, rules_ast.Comparison) and c.field.name == "app.protocol" for c in parts
+    )
 
 
 @dataclass(slots=True)
@@ -575,6 +594,8 @@ class Matcher:
         # isn, server next]), and per (slot, packet) of the batch (client, server) sizes
         self._seq_space: dict[int, tuple[int, list[int]]] = {}
         self._stream_sizes: dict[tuple[int, int], tuple[int, int]] = {}
+        self._detected: dict[int, int] = {}  # flow slot -> generation whose protocol is known
+        self._detected_rows: set[int] = set()  # rows of this batch that detected a protocol
 
     def swap(self, ruleset: CompiledRuleset) -> None:
         """Use `ruleset` from the next batch on."""
@@ -1239,6 +1260,8 @@ class Matcher:
         linktype = batch.linktype
         keep_rows = bool(self._loaded.arrays.reads_app.any())
         flows_i = row_flow[idx]
+        self._detected_rows = set()
+        detected = self._detected
         for i, slot, g, to_server, pr, sp, dp, fl, seq, s, n, ts in columns:
             fresh = seen.get(slot) != g
             if fresh:
@@ -1259,6 +1282,9 @@ class Matcher:
                 last.pop(slot, None)
             ctx = packet(slot, fresh, to_server, pr, sp, dp, fl, seq, mv[s : s + n].tobytes(), ts)
             out[i] = self._transaction(slot, fresh, ctx)
+            if ctx.app_proto is not None and detected.get(slot) != g:
+                detected[slot] = g
+                self._detected_rows.add(i)
             for more in getattr(ctx, "more", ()):
                 extras.append((i, self._transaction(slot, False, _More(ctx.app_proto, more))))
         if keep_rows and idx.shape[0]:
@@ -1393,6 +1419,7 @@ class Matcher:
         rule is tried on a row's stream only when it did not match the packet itself."""
         rs = self._loaded.ruleset
         alerts: list[Alert] = []
+        detection_only = self._loaded.arrays.detection_only
         current = -1
         packet: _Packet | None = None
         stream_view: _Packet | None = None
@@ -1423,6 +1450,8 @@ class Matcher:
             if passed:
                 continue
             rule = rs.rules[k]
+            if detection_only[k] and r not in self._detected_rows:
+                continue
             target = packet
             if on_stream:
                 if k in matched:

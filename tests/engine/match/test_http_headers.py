@@ -89,3 +89,20 @@ def test_alerts_name_their_transaction_and_log_its_http_fields() -> None:
     assert response["http_method"] == "GET" and response["hostname"] == "example.com"
     # a packet rule is not bound to a transaction
     assert all("http" not in r for r in records if r["alert"]["signature_id"] == 3)
+
+
+def test_a_rule_on_the_detected_protocol_alone_matches_where_detection_happened() -> None:
+    text = 'rule "pd" { id 1 match tcp where app.protocol == "http" }\n'
+    text += 'rule "dir" { id 2 match tcp to_server where app.protocol == "http" }\n'
+    m = matcher_for(text, inspector=Inspector())
+    keep = REQUEST.replace(b"Connection: close", b"Connection: keep-alive")
+    pkts = [
+        *handshake(),
+        data(keep),
+        data(RESPONSE, to_server=False, seq=501),
+        data(keep, seq=101 + len(keep)),
+    ]
+    got = sorted((a.match.rule_id, a.match.packet) for a in run_packets(m, pkts))
+    # the protocol-only rule once, on the request that revealed HTTP; with a flow
+    # option it is an ordinary packet rule
+    assert got == [(1, 4), (2, 4), (2, 6)]
