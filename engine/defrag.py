@@ -196,6 +196,8 @@ class Defragmenter:
         out = bytearray(dgram.end)
         covered = 0
         for offset, _, data in sorted(dgram.pieces, key=lambda p: (p[0], p[1])):
+            if covered >= dgram.end:
+                break
             if offset > covered:
                 return None
             stop = min(offset + len(data), dgram.end)

@@ -206,3 +206,15 @@ def test_largest_ip_datagram_inside_gre_ppp_is_reassembled() -> None:
     (dgram,) = rows
     assert dgram["ip_len"] == 65535 and dgram["payload_len"] == 65535 - 28
     assert np.uint16(dgram["dport"]) == 9999
+
+
+def test_a_fragment_past_the_datagram_end_does_not_block_reassembly() -> None:
+    pieces = [
+        (0, bytes(ICMP(type=8, chksum=0)), True),
+        (24, b"x" * 8, True),  # lies past the end the last fragment gives
+        (8, b"y" * 8, False),
+    ]
+    d = Defragmenter().reassemble(decode(batch(_raw_fragments(pieces))))
+    assert isinstance(d.batch, ReassembledBatch)
+    dgram = d.rows[-1]
+    assert dgram["ip_len"] == 20 + 16
