@@ -249,7 +249,8 @@ class Defragmenter:
         )
         # each datagram's rows go after the row of the fragment that completed it; layers
         # outside the fragmented datagram (a UDP tunnel's outer flow) came with the fragment
-        new_rows = decode(extra).rows
+        extra_decoded = decode(extra)
+        new_rows = extra_decoded.rows
         frag_at = np.asarray([i for i, _, _ in built], dtype=np.int64)
         owner = new_rows["pkt"].astype(np.int64)
         new_rows = new_rows[new_rows["l3_off"] >= rows["l3_off"][frag_at][owner]]
@@ -266,7 +267,7 @@ class Defragmenter:
         return DecodedBatch(
             merged,
             out.view(rows.dtype),
-            decoded.malformed,
+            decoded.malformed + extra_decoded.malformed,  # a datagram can be malformed too
             decoded.other,
             decoded.fragments,
         )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, fragment6
 from scapy.layers.l2 import GRE, Dot1Q, Ether
@@ -218,3 +220,36 @@ def test_a_fragment_past_the_datagram_end_does_not_block_reassembly() -> None:
     assert isinstance(d.batch, ReassembledBatch)
     dgram = d.rows[-1]
     assert dgram["ip_len"] == 20 + 16
+
+
+@st.composite
+def fragment_soup(draw: st.DrawFn) -> list[bytes]:
+    """IPv4 and IPv6 fragments with random ids, offsets, flags and contents."""
+    frames = []
+    for _ in range(draw(st.integers(1, 30))):
+        body = draw(st.binary(max_size=64))
+        ident = draw(st.integers(0, 3))
+        offset = draw(st.integers(0, 40))
+        more = draw(st.booleans())
+        if draw(st.booleans()):
+            ip = IP(src="10.0.0.1", dst="10.0.0.2", id=ident, frag=offset, proto=17)
+            ip.flags = "MF" if more else 0
+            frames.append(bytes(eth() / ip / body))
+        else:
+            head = IPv6(src="2001:db8::1", dst="2001:db8::2")
+            frag = IPv6ExtHdrFragment(id=ident, offset=offset, m=int(more), nh=17)
+            frames.append(bytes(eth() / head / frag / body))
+        if draw(st.booleans()):  # cut by the snap length
+            frames[-1] = frames[-1][: draw(st.integers(14, len(frames[-1])))]
+    return frames
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fragment_soup())
+def test_any_fragment_soup_is_taken_without_raising(frames: list[bytes]) -> None:
+    defrag = Defragmenter(DefragConfig(max_datagrams=3))
+    d = defrag.reassemble(decode(batch(frames)))
+    assert len(d.batch) == len(frames) + defrag.stats.reassembled
+    assert (d.rows["pkt"] < len(d.batch)).all()
+    s = defrag.stats
+    assert s.fragments == decode(batch(frames)).fragments
