@@ -90,6 +90,7 @@ def iter_matches(
     rest = table.flush()
     st.flows += len(rest)
     st.count_table(table.stats())
+    st.count_defrag(defrag.stats)
     if len(rest):
         yield BatchResult([], rest)
     if failure is not None:

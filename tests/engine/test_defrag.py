@@ -253,3 +253,21 @@ def test_any_fragment_soup_is_taken_without_raising(frames: list[bytes]) -> None
     assert (d.rows["pkt"] < len(d.batch)).all()
     s = defrag.stats
     assert s.fragments == decode(batch(frames)).fragments
+
+
+def test_flow_records_count_the_datagram_not_its_fragments(tmp_path: Path) -> None:
+    from scapy.utils import wrpcap
+
+    from engine.pipeline import PacketPathStats, iter_flow_records
+
+    whole = IP(src="10.0.0.1", dst="10.0.0.2", id=11) / UDP(sport=5000, dport=6000) / (b"u" * 2000)
+    pcap = tmp_path / "frag.pcap"
+    wrpcap(str(pcap), [eth() / f for f in fragment(whole, fragsize=800)])
+    stats = PacketPathStats()
+    with open_source("pcap", str(pcap)) as source:
+        records = [r for recs in iter_flow_records(source, stats=stats) for r in recs.to_dicts()]
+    (flow,) = records
+    assert (flow["src_port"], flow["dst_port"]) == (5000, 6000)
+    assert (flow["orig_pkts"], flow["orig_ip_bytes"]) == (1, 20 + 8 + 2000)
+    assert stats.reassembled == 1 and stats.defrag["fragments"] == 3
+    assert stats.later_fragments == 3
