@@ -111,7 +111,7 @@ def alert_record(alert: Alert) -> dict[str, Any]:
         record["tx_id"] = alert.tx_id
     if m.app_proto:
         record["app_proto"] = m.app_proto
-    if alert.tx_buffers and m.app_proto == "http":
+    if alert.tx_buffers and m.app_proto in ("http", "http2", "doh2"):
         record["http"] = http_object(alert.tx_buffers)
     if alert.packet:
         record["packet"] = base64.b64encode(alert.packet).decode("ascii")

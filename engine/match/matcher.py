@@ -54,6 +54,17 @@ _HITS_PER_BUFFER = 8
 
 _SEVERITY_BY_PRIORITY = {1: "high", 2: "medium", 3: "low", 4: "info"}
 _APP_ALIASES = {"ssl": "tls", "http2": "http", "dcerpc": "dcerpc"}
+#: Flow protocols a rule on a protocol also covers (Suricata's equivalences): HTTP/2
+#: flows for `http` rules, DNS over HTTP/2 for `http` and `dns` rules.
+_APP_COVERS = {"http": ("http2", "doh2"), "dns": ("doh2",)}
+
+
+def _app_ok(rule_app: str, flow_app: str | None) -> bool:
+    """Whether a rule on `rule_app` applies to a flow of `flow_app` (None: not known)."""
+    if flow_app is None:
+        return True
+    want = _APP_ALIASES.get(rule_app, rule_app)
+    return flow_app == want or flow_app in _APP_COVERS.get(want, ())
 
 
 class PacketInspector(Protocol):
@@ -594,7 +605,8 @@ class Matcher:
         # isn, server next]), and per (slot, packet) of the batch (client, server) sizes
         self._seq_space: dict[int, tuple[int, list[int]]] = {}
         self._stream_sizes: dict[tuple[int, int], tuple[int, int]] = {}
-        self._detected: dict[int, int] = {}  # flow slot -> generation whose protocol is known
+        # flow slot -> (generation, protocol) the inspector last reported for it
+        self._detected: dict[int, tuple[int, str]] = {}
         self._detected_rows: set[int] = set()  # rows of this batch that detected a protocol
 
     def swap(self, ruleset: CompiledRuleset) -> None:
@@ -1282,8 +1294,9 @@ class Matcher:
                 last.pop(slot, None)
             ctx = packet(slot, fresh, to_server, pr, sp, dp, fl, seq, mv[s : s + n].tobytes(), ts)
             out[i] = self._transaction(slot, fresh, ctx)
-            if ctx.app_proto is not None and detected.get(slot) != g:
-                detected[slot] = g
+            if ctx.app_proto is not None and detected.get(slot) != (g, ctx.app_proto):
+                # the flow's protocol became known, or changed (HTTP/2 found to carry DNS)
+                detected[slot] = (g, ctx.app_proto)
                 self._detected_rows.add(i)
             for more in getattr(ctx, "more", ()):
                 extras.append((i, self._transaction(slot, False, _More(ctx.app_proto, more))))
@@ -1344,7 +1357,7 @@ class Matcher:
                 for k in app_rules[ok].tolist():
                     rule = rs.rules[k]
                     app = rule.app_protocol
-                    if app is not None and view.app_proto not in (None, _APP_ALIASES.get(app, app)):
+                    if app is not None and not _app_ok(app, view.app_proto):
                         continue
                     if not self._addresses_ok(rule, packet):
                         continue
@@ -1460,7 +1473,7 @@ class Matcher:
                     stream_view = packet.with_payload(contexts[r].stream)
                 target = stream_view
             app = rule.app_protocol
-            if app is not None and packet.app_proto not in (None, _APP_ALIASES.get(app, app)):
+            if app is not None and not _app_ok(app, packet.app_proto):
                 continue
             if not self._addresses_ok(rule, packet):
                 continue
