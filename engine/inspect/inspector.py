@@ -9,6 +9,7 @@ from engine.inspect.config import InspectConfig, InspectStats, PacketContext
 from engine.inspect.detect import DNS_PORTS, UNDECIDED, detect_tcp, detect_udp
 from engine.inspect.dns import DnsTcpStream, is_query, question_name
 from engine.inspect.http import HttpSession
+from engine.inspect.http2 import Http2Session
 from engine.inspect.smtp import SmtpClient
 from engine.inspect.stream import TH_FIN, TH_SYN, StreamDirection
 from engine.inspect.tls import TlsDirection
@@ -325,6 +326,8 @@ class Inspector:
                 fs.state = _Ssh()
             elif verdict == "smtp":
                 fs.state = SmtpClient()
+            elif verdict == "http2":
+                fs.state = Http2Session(fs.client)
             else:
                 fs.parse = False  # ftp: detected, no buffers of its own
                 return []
@@ -351,6 +354,11 @@ class Inspector:
                     st.dns_queries += 1
                     out.append({"dns.query": question_name(msg)})
             return out
+        if isinstance(state, Http2Session):
+            found = state.directions[d].feed(new, cfg, st)
+            if state.doh:
+                fs.app = "doh2"  # HTTP/2 carrying DNS messages, as Suricata names it
+            return found
         if isinstance(state, _Ssh):
             return self._ssh(fs, state, new, d)
         if isinstance(state, SmtpClient):

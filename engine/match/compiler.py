@@ -411,15 +411,15 @@ def _flow_options(header: ast.Header) -> tuple[int, int, int]:
     return direction, established, frag
 
 
-def _reads_field(node: object, name: str) -> bool:
+def reads_field(node: object, name: str) -> bool:
     """Whether a condition tree refers to the field `name` anywhere."""
     if isinstance(node, ast.FieldRef):
         return node.name == name
     if isinstance(node, tuple | list):
-        return any(_reads_field(n, name) for n in node)
+        return any(reads_field(n, name) for n in node)
     if isinstance(node, ast.Node):
         return any(
-            _reads_field(getattr(node, f), name)
+            reads_field(getattr(node, f), name)
             for f in getattr(node, "__dataclass_fields__", ())
             if f != "span"
         )
@@ -436,7 +436,7 @@ def stream_mode(rule: ast.Rule, buffers: frozenset[str]) -> int:
         return STREAM_NONE
     if protocol == "tcp-stream" or "only_stream" in header.flow:
         return STREAM_ONLY
-    if _reads_field(rule.condition, "dsize"):
+    if reads_field(rule.condition, "dsize"):
         return STREAM_NONE
     return STREAM_ALSO
 
