@@ -55,11 +55,23 @@ class CaseResult:
 
 
 def _lookup(record: dict[str, Any], dotted: str) -> Any:
+    """The value at a suricata-verify field path: `a.b`, `vlan[0]` (a list item),
+    `packet.__len` (the length of what precedes)."""
     value: Any = record
     for part in dotted.split("."):
+        if part == "__len":
+            return len(value) if isinstance(value, str | list | dict) else -1
+        index = None
+        if part.endswith("]") and "[" in part:
+            part, _, rest = part.partition("[")
+            index = int(rest[:-1])
         if not isinstance(value, dict) or part not in value:
             return _MISSING
         value = value[part]
+        if index is not None:
+            if not isinstance(value, list) or index >= len(value):
+                return _MISSING
+            value = value[index]
     return value
 
 
@@ -191,6 +203,7 @@ def run_case(folder: Path, case: dict[str, Any], checksums: str = "case") -> Cas
             midstream="stream.midstream=true" in args,
             async_oneside="stream.async-oneside=true" in args,
             raw_stream=True,
+            bad_checksum_packets=True,
         )
         records: list[dict[str, Any]] = []
         mode = checksum_mode(case.get("args", []), pcap_path) if checksums == "case" else checksums

@@ -45,6 +45,11 @@ class PacketBatch:
     def __len__(self) -> int:
         return int(self.offsets.shape[0])
 
+    def packet_number(self, i: int) -> int:
+        """The 1-based capture number of packet i (the one it was built from, for a
+        packet made from others such as a reassembled datagram)."""
+        return self.first_index + i + 1
+
     def packet(self, i: int) -> bytes:
         """Bytes of packet i (for tests and pretty-printing, never the hot path)."""
         start = int(self.offsets[i])

@@ -1,7 +1,7 @@
 """Batch decoding of link, network and transport headers into one structured array per batch.
 
 A compiled kernel walks each packet once, through link layers (Ethernet, 802.1Q/QinQ,
-MPLS, PPPoE, Linux cooked, BSD loopback, PPP, Cisco HDLC, FDDI, 802.11 radiotap),
+MPLS, PPPoE, NSH, Linux cooked, BSD loopback, PPP, Cisco HDLC, FDDI, 802.11 radiotap),
 IPv4/IPv6 (options, extension headers, fragments flagged) and TCP/UDP/ICMP/ICMPv6,
 and through the tunnels a sensor meets (IP-in-IP, GRE, ERSPAN, VXLAN, Geneve,
 Teredo, GTP-U). Each packet gives one row for its innermost flow-bearing layer
@@ -65,6 +65,7 @@ ROW_DTYPE = np.dtype(
         ("src_mac", np.uint64),
         ("dst_mac", np.uint64),
         ("ts", np.int64),
+        ("link_off", np.int32),  # where the innermost layer's packet starts (a tunnel's payload)
     ]
 )
 
@@ -121,13 +122,14 @@ class DecodedBatch:
 
     `rows` is a structured array of ROW_DTYPE; `malformed[i]` counts packets
     skipped for MALFORMED_REASONS[i] (index 0 unused); `other` counts packets
-    that carry neither IP nor ARP.
+    that carry neither IP nor ARP; `fragments` counts the rows of IP fragments.
     """
 
     batch: PacketBatch
     rows: np.ndarray
     malformed: np.ndarray
     other: int
+    fragments: int = 0  # rows of IPv4/IPv6 fragments (what `engine.defrag` reassembles)
 
     def malformed_counts(self) -> dict[str, int]:
         return {MALFORMED_REASONS[i]: int(c) for i, c in enumerate(self.malformed) if i and c}
@@ -261,9 +263,10 @@ def _link_start(b, start, caplen, linktype):
 
 @numba.njit(cache=True)
 def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed):
-    """Decode every packet; return (rows written, non-IP packets)."""
+    """Decode every packet; return (rows written, non-IP packets, fragment rows)."""
     n_rows = 0
     other = 0
+    fragments = 0
     for p in range(offsets.shape[0]):
         start = offsets[p]
         caplen = caplens[p]
@@ -273,6 +276,7 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
         vlan = 0
         depth = 0
         tunnelled = False
+        inner = start  # where the innermost layer's packet begins (a tunnel's payload)
         src_mac = np.uint64(0)
         dst_mac = np.uint64(0)
         rows_before = n_rows
@@ -366,6 +370,30 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                     continue
                 if etype == 0x0800 or etype == 0x86DD:
                     layer = _L_IP
+                    continue
+                if etype == 0x894F:  # NSH: base and service path headers, then metadata
+                    if end - off < 8:
+                        reason = R_TUNNEL
+                        break
+                    nsh_len = (buf[off + 1] & 0x3F) * 4
+                    nsh_next = buf[off + 3]
+                    if nsh_len < 8 or end - off < nsh_len:
+                        reason = R_TUNNEL
+                        break
+                    off += nsh_len
+                    if nsh_next == 1:
+                        etype = 0x0800
+                    elif nsh_next == 2:
+                        etype = 0x86DD
+                    elif nsh_next == 3:
+                        layer = _L_ETHER
+                        continue
+                    elif nsh_next == 4:
+                        etype = 0x894F
+                    elif nsh_next == 5:
+                        etype = 0x8847
+                    else:
+                        layer = _L_DONE
                     continue
                 if etype == 0x0806:
                     if end - off < 28:
@@ -510,6 +538,7 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
             rows[r]["src_mac"] = src_mac
             rows[r]["dst_mac"] = dst_mac
             rows[r]["tunnel_depth"] = 1 if tunnelled else 0
+            rows[r]["link_off"] = inner - start
             rows[r]["sport"] = 0
             rows[r]["dport"] = 0
             rows[r]["tcp_flags"] = 0
@@ -526,6 +555,8 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
             rows[r]["payload_off"] = l4 - start
             rows[r]["payload_len"] = 0
             layer = _L_DONE
+            if fl & F_FRAGMENT:
+                fragments += 1
             if fl & F_LATER_FRAGMENT:
                 n_rows += 1
                 continue
@@ -575,7 +606,8 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                 rows[r]["payload_len"] = pl if pl > 0 else 0
                 n_rows += 1
                 # UDP tunnels: keep this row as the outer flow and decode the inner packet
-                if n_rows - rows_before >= ROWS_PER_PACKET:
+                # (a fragment's inner packet is decoded once the datagram is reassembled)
+                if n_rows - rows_before >= ROWS_PER_PACKET or fl & F_FRAGMENT:
                     continue
                 po = l4 + 8
                 if dp == UDP_VXLAN or sp == UDP_VXLAN:
@@ -584,6 +616,7 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                         off = po + 8
                         layer = _L_ETHER
                         tunnelled = True
+                        inner = off
                     continue
                 if dp == UDP_GENEVE or sp == UDP_GENEVE:
                     if ip_end - po >= 8:
@@ -593,6 +626,7 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                             rows[r]["flags"] = fl | F_TUNNEL_OUTER
                             off = po + 8 + optlen
                             tunnelled = True
+                            inner = off
                             if gproto == 0x6558:
                                 layer = _L_ETHER
                             else:
@@ -619,6 +653,7 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                                 off = po + gl
                                 layer = _L_IP
                                 tunnelled = True
+                                inner = off
                     continue
                 # Teredo: on its port, or on any port when the datagram is exactly one
                 # IPv6 packet to or from the Teredo prefix (relays use other ports)
@@ -641,6 +676,7 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                         off = q
                         layer = _L_IP
                         tunnelled = True
+                        inner = off
                 continue
             if proto == 1 or proto == 58:
                 if cap_end - l4 < 4:
@@ -662,10 +698,14 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                 rows[r]["payload_len"] = pl if pl > 0 else 0
                 n_rows += 1
                 continue
+            if fl & F_FRAGMENT:  # a tunnel's payload is decoded once the datagram is reassembled
+                n_rows += 1
+                continue
             if proto == 4 or proto == 41:  # IP-in-IP: the outer datagram is not a flow
                 off = l4
                 layer = _L_IP
                 tunnelled = True
+                inner = off
                 continue
             if proto == 47:  # GRE
                 if end - l4 < 4:
@@ -689,6 +729,11 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                 q = l4 + gl
                 if gproto == 0x88BE:  # ERSPAN: type II has a sequence number and 8-byte header
                     if gf & 0x1000:
+                        if end - q < 8:
+                            reason = R_TUNNEL
+                            break
+                        if vlan == 0:  # the mirrored frame's VLAN
+                            vlan = _be16(buf, q) & 0x0FFF
                         q += 8
                     gproto = 0x6558
                 elif gproto == 0x22EB:  # ERSPAN type III
@@ -698,6 +743,7 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                     off = q
                     layer = _L_ETHER
                     tunnelled = True
+                    inner = off
                     continue
                 if gproto == 0x880B:  # PPTP carries PPP
                     if end - q >= 2 and buf[q] == 0xFF and buf[q + 1] == 0x03:
@@ -705,11 +751,13 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
                     off = q
                     layer = _L_PPP
                     tunnelled = True
+                    inner = off
                     continue
                 off = q
                 etype = gproto
                 layer = _L_ETHERTYPE
                 tunnelled = True
+                inner = off
                 # the GRE datagram itself is not logged as a connection
                 continue
             # any other transport: the IP row stands alone
@@ -720,7 +768,7 @@ def _decode_kernel(buf, offsets, caplens, timestamps, linktype, rows, malformed)
             n_rows = rows_before  # a malformed packet contributes nothing
         elif n_rows == rows_before:
             other += 1
-    return n_rows, other
+    return n_rows, other, fragments
 
 
 def decode(batch: PacketBatch) -> DecodedBatch:
@@ -729,7 +777,7 @@ def decode(batch: PacketBatch) -> DecodedBatch:
     rows = np.zeros(n * ROWS_PER_PACKET, dtype=ROW_DTYPE)
     malformed = np.zeros(N_REASONS, dtype=np.int64)
     if n:
-        n_rows, other = _decode_kernel(
+        n_rows, other, fragments = _decode_kernel(
             batch.data,
             batch.offsets,
             batch.caplens,
@@ -739,5 +787,11 @@ def decode(batch: PacketBatch) -> DecodedBatch:
             malformed,
         )
     else:
-        n_rows, other = 0, 0
-    return DecodedBatch(batch=batch, rows=rows[:n_rows], malformed=malformed, other=int(other))
+        n_rows, other, fragments = 0, 0, 0
+    return DecodedBatch(
+        batch=batch,
+        rows=rows[:n_rows],
+        malformed=malformed,
+        other=int(other),
+        fragments=int(fragments),
+    )

@@ -3,6 +3,7 @@ suricata-verify checks) can read: one `event_type: alert` object per line."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from pathlib import Path
@@ -36,6 +37,39 @@ def eve_timestamp(ts: float) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "+0000"
 
 
+#: EVE `http` keys and the buffers they come from (Suricata's default HTTP fields).
+_HTTP_FIELDS = (
+    ("hostname", "http.host"),
+    ("url", "http.uri.raw"),
+    ("http_user_agent", "http.user_agent"),
+    ("http_refer", "http.referer"),
+    ("http_method", "http.method"),
+    ("protocol", "http.protocol"),
+    ("redirect", "http.location"),
+)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def http_object(buffers: dict[str, Any]) -> dict[str, Any]:
+    """The EVE `http` object of a transaction, from the buffers the inspector gave it."""
+    out: dict[str, Any] = {}
+    for key, name in _HTTP_FIELDS:
+        value = buffers.get(name)
+        if isinstance(value, bytes):
+            out[key] = _text(value)
+    status = buffers.get("http.stat_code")
+    if isinstance(status, bytes):
+        if status.isdigit():
+            out["status"] = int(status)
+        content_type = buffers.get("http.content_type")
+        if isinstance(content_type, bytes):  # the response's, without its parameters
+            out["http_content_type"] = _text(content_type.split(b";", 1)[0].strip())
+    return out
+
+
 def alert_record(alert: Alert) -> dict[str, Any]:
     """The EVE object of one alert."""
     m = alert.match
@@ -50,6 +84,8 @@ def alert_record(alert: Alert) -> dict[str, Any]:
         "proto": _PROTO_NAMES.get(alert.proto, str(alert.proto)),
         "direction": "to_server" if alert.to_server else "to_client",
     }
+    if alert.vlan:
+        record["vlan"] = [alert.vlan]
     if alert.proto in (1, 58):
         record["icmp_type"] = record.pop("src_port")
         record["icmp_code"] = record.pop("dest_port")
@@ -71,8 +107,14 @@ def alert_record(alert: Alert) -> dict[str, Any]:
             "mitre_technique_id": list(m.techniques),
             "mitre_tactic_id": list(m.tactics),
         }
+    if alert.tx_id is not None:
+        record["tx_id"] = alert.tx_id
     if m.app_proto:
         record["app_proto"] = m.app_proto
+    if alert.tx_buffers and m.app_proto in ("http", "http2", "doh2"):
+        record["http"] = http_object(alert.tx_buffers)
+    if alert.packet:
+        record["packet"] = base64.b64encode(alert.packet).decode("ascii")
     record["packet_info"] = {
         "linktype": alert.linktype,
         "linktype_name": LINKTYPE_NAMES.get(alert.linktype, str(alert.linktype)),

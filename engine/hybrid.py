@@ -21,6 +21,7 @@ from dpdk_io.batch import PacketBatch, Source
 from dpdk_io.errors import CaptureError
 from engine.anomaly import Scorer
 from engine.decode import MALFORMED_REASONS, DecodedBatch, decode
+from engine.defrag import Defragmenter
 from engine.detectors import DetectorSet, load_detectors_config, time_slices
 from engine.events import Detection, Match, Verdict
 from engine.flows import FlowEvents, FlowRecords, FlowTable, FlowTableConfig
@@ -75,6 +76,7 @@ class HybridEngine:
         self.slice_seconds = slice_seconds
         self.on_flows = on_flows  # sees every batch of ended flows (to store them, say)
         self.stats = HybridStats()
+        self.defrag = Defragmenter()
 
     @property
     def table(self) -> FlowTable:
@@ -111,7 +113,7 @@ class HybridEngine:
     def process(self, batch: PacketBatch) -> list[Verdict]:
         if not len(batch):
             return []
-        decoded = decode(batch)
+        decoded = self.defrag.reassemble(decode(batch))
         self.stats.packets += len(batch)
         for i, c in enumerate(decoded.malformed):
             if i and c:

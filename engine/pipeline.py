@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from dpdk_io.batch import Source
 from dpdk_io.errors import CaptureError
 from engine.decode import MALFORMED_REASONS, DecodedBatch, decode
+from engine.defrag import Defragmenter, DefragStats
 from engine.flows import FlowRecords, FlowTable, FlowTableConfig, FlowTableStats
 
 
@@ -19,6 +20,8 @@ class PacketPathStats:
     flows: int = 0
     evicted: int = 0
     later_fragments: int = 0
+    reassembled: int = 0  # IP datagrams rebuilt from fragments
+    defrag: dict[str, int] = field(default_factory=dict)  # the reassembler's other counters
     malformed: dict[str, int] = field(default_factory=dict)
 
     def count_batch(self, packets: int, decoded: DecodedBatch) -> None:
@@ -36,6 +39,18 @@ class PacketPathStats:
         self.evicted = table.evicted
         self.later_fragments = table.later_fragments
 
+    def count_defrag(self, stats: DefragStats) -> None:
+        """Take the fragment reassembler's end-of-input counters."""
+        self.reassembled = stats.reassembled
+        self.defrag = {
+            "fragments": stats.fragments,
+            "overlaps": stats.overlaps,
+            "timeouts": stats.timeouts,
+            "evicted": stats.evicted,
+            "invalid": stats.invalid,
+            "truncated": stats.truncated,
+        }
+
     def as_dict(self) -> dict[str, object]:
         return {
             "packets": self.packets,
@@ -44,6 +59,8 @@ class PacketPathStats:
             "flows": self.flows,
             "evicted": self.evicted,
             "later_fragments": self.later_fragments,
+            "reassembled": self.reassembled,
+            "defrag": dict(self.defrag),
             "malformed": dict(self.malformed),
         }
 
@@ -61,13 +78,14 @@ def iter_flow_records(
     read before it have been yielded.
     """
     table = FlowTable(config or FlowTableConfig())
+    defrag = Defragmenter()
     st = stats if stats is not None else PacketPathStats()
     failure: CaptureError | None = None
     try:
         while (batch := source.next_batch()) is not None:
             if not len(batch):
                 continue
-            decoded = decode(batch)
+            decoded = defrag.reassemble(decode(batch))
             st.count_batch(len(batch), decoded)
             events = table.update(decoded)
             if on_batch is not None:
@@ -82,6 +100,7 @@ def iter_flow_records(
     rest = table.flush()
     st.flows += len(rest)
     st.count_table(table.stats())
+    st.count_defrag(defrag.stats)
     if len(rest):
         yield rest
     if failure is not None:

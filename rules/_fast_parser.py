@@ -26,12 +26,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any
 
-from rules import ast, fields
+from rules import _native_tokens, ast, fields
 from rules.errors import RuleError
 
 # Words and strings first (most tokens); then the number and address shapes in the
@@ -206,27 +206,53 @@ _TRACKS = ("ip_src", "ip_dst", "ip_pair", "tx")
 
 
 def _slot_constructor(cls: type) -> Any:
-    """A function that builds `cls` from its fields in order, storing each slot directly.
+    """A function that builds `cls` with the signature of its `__init__`, storing each
+    slot directly.
 
     A frozen dataclass's `__init__` goes through `object.__setattr__` once per field,
-    which is most of the cost of a small node such as a Span; this stores the same
-    values through the slot descriptors.  Only for classes without `__post_init__`
-    (else the class itself is returned).
+    which is most of the cost of building a small node; this stores the same values
+    through the slot descriptors.  Only for classes without `__post_init__` or default
+    factories (else the class itself is returned).
     """
-    if hasattr(cls, "__post_init__"):
+    fields = dataclasses.fields(cls)
+    if hasattr(cls, "__post_init__") or any(
+        field.default_factory is not dataclasses.MISSING for field in fields
+    ):
         return cls
-    names = [field.name for field in dataclasses.fields(cls)]
     namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    for name in names:
-        slot = next(k.__dict__[name] for k in cls.__mro__ if name in k.__dict__)
-        namespace["set_" + name] = slot.__set__
-    stores = "".join(f"    set_{name}(node, {name})\n" for name in names)
-    source = f"def build({', '.join(names)}):\n    node = new(cls)\n{stores}    return node\n"
+    params: list[str] = []
+    keyword_only = [field for field in fields if field.kw_only]
+    for field in [field for field in fields if not field.kw_only] + keyword_only:
+        if keyword_only and field is keyword_only[0]:
+            params.append("*")
+        if field.default is dataclasses.MISSING:
+            params.append(field.name)
+        else:
+            namespace["default_" + field.name] = field.default
+            params.append(f"{field.name}=default_{field.name}")
+        slot = next(k.__dict__[field.name] for k in cls.__mro__ if field.name in k.__dict__)
+        namespace["set_" + field.name] = slot.__set__
+    stores = "".join(f"    set_{field.name}(node, {field.name})\n" for field in fields)
+    source = f"def build({', '.join(params)}):\n    node = new(cls)\n{stores}    return node\n"
     exec(source, namespace)
     return namespace["build"]
 
 
-_new_span = _slot_constructor(ast.Span)
+class _Constructors:
+    """`_new.Rule(...)` builds an `ast.Rule` as `ast.Rule(...)` would, through
+    `_slot_constructor`; one attribute per node class of `rules.ast`."""
+
+    def __init__(self) -> None:
+        for name, value in vars(ast).items():
+            if isinstance(value, type) and dataclasses.is_dataclass(value):
+                setattr(self, name, _slot_constructor(value))
+
+    def __getattr__(self, name: str) -> Any:  # for the type checker: every node class
+        raise AttributeError(name)
+
+
+_new = _Constructors()
+_new_span = _new.Span
 
 
 class Decline(Exception):
@@ -258,7 +284,13 @@ class FastParser:
         self.text = text
         self.path = path
         self._lark = lark_path
-        self._line_starts = [0, *accumulate(len(line) + 1 for line in text.split("\n"))]
+        # The C tokenizer works on ASCII text, where characters are bytes.
+        self._native = _native_tokens.tokenizer() if text.isascii() else None
+        self._ascii = text.encode("ascii") if self._native is not None else b""
+        if self._native is not None:
+            self._line_starts = self._native.line_starts(self._ascii)
+        else:
+            self._line_starts = [0, *accumulate(len(line) + 1 for line in text.split("\n"))]
         # The transformer's own checks, reporting through `_decline`.
         self._checker = lark_path._AstBuilder()
         self._checker._report = _decline  # type: ignore[method-assign]
@@ -267,24 +299,64 @@ class FastParser:
         self.t: list[str] = []  # token texts
         self.s: list[int] = []  # token start offsets
         self.i = 0
+        self._all: tuple[list[str], list[str], list[int]] | None = None  # the whole text's
 
     # ---- tokens and positions ---------------------------------------------
 
     def _tokenize(self, start: int, end: int) -> list[tuple[str, str, int]]:
-        """Cut text[start:end] into tokens (kinds, texts, starts); return the comments."""
-        kinds = _KINDS
-        tokens = [
-            (kinds[index], m.group(index), m.start(index))
-            for m in _TOKEN.finditer(self.text, start, end)
-            if (index := m.lastindex)  # every alternative is a group: never 0 or None
-        ]
-        comments = [token for token in tokens if token[0] == "C"]
-        if comments:
-            tokens = [token for token in tokens if token[0] != "C"]
-        tokens.append((_END, "", end))
-        self.k, self.t, self.s = (list(column) for column in zip(*tokens, strict=True))
+        """Point the token lists at text[start:end] (kinds, texts, starts); return its comments.
+
+        The whole text is cut into tokens once, on the first call: no token spans a
+        line, so a chunk (whole lines) holds exactly the tokens that start in it.  A
+        range that cuts through a token is tokenized on its own instead.
+        """
+        if self._all is None:
+            self._all = self._tokens(0, len(self.text))
+        kinds, texts, starts = self._all
+        lo = bisect_left(starts, start)
+        hi = bisect_left(starts, end)
+        if (lo and starts[lo - 1] + len(texts[lo - 1]) > start) or (
+            hi and starts[hi - 1] + len(texts[hi - 1]) > end
+        ):
+            kinds, texts, starts = self._tokens(start, end)
+            lo, hi = 0, len(kinds)
+        k, t, s = kinds[lo:hi], texts[lo:hi], starts[lo:hi]
+        comments: list[tuple[str, str, int]] = []
+        if "C" in k:
+            comments = [
+                (kind, text, at) for kind, text, at in zip(k, t, s, strict=True) if kind == "C"
+            ]
+            kept = [n for n, kind in enumerate(k) if kind != "C"]
+            k, t, s = [k[n] for n in kept], [t[n] for n in kept], [s[n] for n in kept]
+        k.append(_END)
+        t.append("")
+        s.append(end)
+        self.k, self.t, self.s = k, t, s
         self.i = 0
         return comments
+
+    def _tokens(self, start: int, end: int) -> tuple[list[str], list[str], list[int]]:
+        """The tokens of text[start:end], comments included, as three columns: by the C
+        tokenizer for ASCII text when it is available, else by the `_TOKEN` regex."""
+        names = _KINDS
+        native = self._native
+        if native is not None:
+            codes, starts, texts = native.tokens(self._ascii, start, end)
+            return [names[code] for code in codes], texts, starts
+        return self._regex_tokens(start, end)
+
+    def _regex_tokens(self, start: int, end: int) -> tuple[list[str], list[str], list[int]]:
+        kinds: list[str] = []
+        texts: list[str] = []
+        starts: list[int] = []
+        add_kind, add_text, add_start = kinds.append, texts.append, starts.append
+        names = _KINDS
+        for m in _TOKEN.finditer(self.text, start, end):
+            index = m.lastindex  # every alternative is a group: never 0 or None
+            add_kind(names[index])  # type: ignore[index]
+            add_text(m.group(index))  # type: ignore[arg-type]
+            add_start(m.start(index))  # type: ignore[arg-type]
+        return kinds, texts, starts
 
     def _span(self, start: int, stop: int) -> ast.Span:
         """The span from offset `start` to offset `stop` (past the last character)."""
@@ -382,20 +454,20 @@ class FastParser:
                     statements.append(self._rule(at))
                 elif word == "include":
                     path = self._string(self._take("S"))
-                    statements.append(ast.Include(path, span=self._span(at, self._stop())))
+                    statements.append(_new.Include(path, span=self._span(at, self._stop())))
                 elif word == "addresses" or word == "ports":
                     name = self._take("W")
                     self._take_text("=")
                     value = self._address() if word == "addresses" else self._port()
                     statements.append(
-                        ast.VariableDefinition(name, value.node, span=self._span(at, value.stop))
+                        _new.VariableDefinition(name, value.node, span=self._span(at, value.stop))
                     )
                 else:
                     raise Decline
         except Decline:
             return None
         return statements, [
-            ast.Comment(text[1:].rstrip(), span=self._span(begin, begin + len(text)))
+            _new.Comment(text[1:].rstrip(), span=self._span(begin, begin + len(text)))
             for _, text, begin in comments
         ]
 
@@ -423,7 +495,7 @@ class FastParser:
         self._take_text("}")
         if "id" not in values or "header" not in values:
             raise Decline
-        return ast.Rule(title=title, span=self._span(start, self._stop()), **values)
+        return _new.Rule(title=title, span=self._span(start, self._stop()), **values)
 
     def _id(self, word: str, at: int) -> tuple[str, Any]:
         low, high = _NUMBER_STATEMENTS[word]
@@ -473,7 +545,7 @@ class FastParser:
         kind_at = self._start()
         kind = self._take("W")
         value = self._string(self._take("S"))
-        return "references", (ast.Reference(kind, value, span=self._span(kind_at, self._stop())),)
+        return "references", (_new.Reference(kind, value, span=self._span(kind_at, self._stop())),)
 
     def _meta(self, word: str, at: int) -> tuple[str, Any]:
         key_at = self._start()
@@ -485,7 +557,7 @@ class FastParser:
             value = self._take(kind)
         else:
             raise Decline
-        entry = ast.MetadataEntry(key, value, span=self._span(key_at, self._stop()))
+        entry = _new.MetadataEntry(key, value, span=self._span(key_at, self._stop()))
         return "metadata", (entry,)
 
     def _enabled(self, word: str, at: int) -> tuple[str, Any]:
@@ -520,7 +592,7 @@ class FastParser:
         track = self._take("W")
         if track not in self._lark.TRACKS:
             raise Decline
-        threshold = ast.Threshold(
+        threshold = _new.Threshold(
             kind, count, int(seconds), track, span=self._span(at, self._stop())
         )
         if multiplier is not None or (kind == "detection_filter" and self._word() == "unique"):
@@ -547,7 +619,7 @@ class FastParser:
     def _window(self, word: str, at: int) -> tuple[str, Any]:
         duration_at = self._start()
         amount, unit = self._duration()
-        duration = ast.Duration(amount, unit, span=self._span(duration_at, self._stop()))
+        duration = _new.Duration(amount, unit, span=self._span(duration_at, self._stop()))
         if duration.seconds <= 0:
             raise Decline
         group_by: list[ast.FieldRef] = []
@@ -571,12 +643,12 @@ class FastParser:
         self._take_text(")")
         if (function == "count") != (ref is None):
             raise Decline
-        aggregate = ast.Aggregate(function, ref, span=self._span(function_at, aggregate_stop))
+        aggregate = _new.Aggregate(function, ref, span=self._span(function_at, aggregate_stop))
         operator = self._take("O")
         if operator not in _COMPARE:
             raise Decline
         threshold = self._number()
-        window = ast.Window(
+        window = _new.Window(
             duration,
             tuple(group_by),
             aggregate,
@@ -670,7 +742,7 @@ class FastParser:
         while self._word() in _FLOW_OPTIONS:
             flow.append(self.t[self.i])
             self.i += 1
-        return ast.Header(protocol, **values, flow=tuple(flow), span=self._span(at, stop))
+        return _new.Header(protocol, **values, flow=tuple(flow), span=self._span(at, stop))
 
     def _endpoint(self) -> tuple[ast.Address, ast.Port, int]:
         address = self._address()
@@ -678,7 +750,7 @@ class FastParser:
             self.i += 1
             port = self._port()
             return address.node, port.node, port.stop
-        return address.node, ast.AnyPort(), address.stop
+        return address.node, _new.AnyPort(), address.stop
 
     def _address(self) -> _Spanned:
         i = self.i
@@ -692,19 +764,19 @@ class FastParser:
                     self.i += 1
                     items.append(self._address().node)
                 self._take_text("]")
-                node = ast.AddressList(tuple(items), span=self._span(start, self._stop()))
+                node = _new.AddressList(tuple(items), span=self._span(start, self._stop()))
             elif text == "!":
                 inner = self._address()
-                node = ast.NegatedAddress(inner.node, span=self._span(start, inner.stop))
+                node = _new.NegatedAddress(inner.node, span=self._span(start, inner.stop))
             else:
                 raise Decline
         elif kind == "V":
-            node = ast.AddressVariable(text[1:], span=self._span(start, self._stop()))
+            node = _new.AddressVariable(text[1:], span=self._span(start, self._stop()))
         elif kind == "I6" or kind == "I4":
             _check_network(text)
-            node = ast.IpAddress(text, span=self._span(start, self._stop()))
+            node = _new.IpAddress(text, span=self._span(start, self._stop()))
         elif kind == "W" and text == "any" and not self._glued_colon(i):
-            node = ast.AnyAddress(span=self._span(start, self._stop()))
+            node = _new.AnyAddress(span=self._span(start, self._stop()))
         else:
             raise Decline
         return _Spanned(node, start, self._stop())
@@ -721,31 +793,31 @@ class FastParser:
                     self.i += 1
                     items.append(self._port().node)
                 self._take_text("]")
-                node = ast.PortList(tuple(items), span=self._span(start, self._stop()))
+                node = _new.PortList(tuple(items), span=self._span(start, self._stop()))
             elif text == "!":
                 inner = self._port()
-                node = ast.NegatedPort(inner.node, span=self._span(start, inner.stop))
+                node = _new.NegatedPort(inner.node, span=self._span(start, inner.stop))
             else:
                 raise Decline
         elif kind == "V":
-            node = ast.PortVariable(text[1:], span=self._span(start, self._stop()))
+            node = _new.PortVariable(text[1:], span=self._span(start, self._stop()))
         elif kind == "DOTS":
-            node = ast.PortRange(None, self._int(0, 65535), span=self._span(start, self._stop()))
+            node = _new.PortRange(None, self._int(0, 65535), span=self._span(start, self._stop()))
         elif kind == "N":
             low = _port_number(text)
             if self.k[self.i] != "DOTS":
-                node = ast.PortNumber(low, span=self._span(start, self._stop()))
+                node = _new.PortNumber(low, span=self._span(start, self._stop()))
             else:
                 self.i += 1
                 if self.k[self.i] == "N":
                     high = self._int(0, 65535)
                     if low > high:
                         raise Decline
-                    node = ast.PortRange(low, high, span=self._span(start, self._stop()))
+                    node = _new.PortRange(low, high, span=self._span(start, self._stop()))
                 else:
-                    node = ast.PortRange(low, None, span=self._span(start, self._stop()))
+                    node = _new.PortRange(low, None, span=self._span(start, self._stop()))
         elif kind == "W" and text == "any":
-            node = ast.AnyPort(span=self._span(start, self._stop()))
+            node = _new.AnyPort(span=self._span(start, self._stop()))
         else:
             raise Decline
         return _Spanned(node, start, self._stop())
@@ -765,7 +837,7 @@ class FastParser:
             node = item.node
             flat.extend(node.operands if isinstance(node, ast.Or) else (node,))
         start, stop = first.start, operands[-1].stop
-        return _Spanned(ast.Or(tuple(flat), span=self._span(start, stop)), start, stop)
+        return _Spanned(_new.Or(tuple(flat), span=self._span(start, stop)), start, stop)
 
     def _and(self) -> _Spanned:
         first = self._not()
@@ -780,7 +852,7 @@ class FastParser:
             node = item.node
             flat.extend(node.operands if isinstance(node, ast.And) else (node,))
         start, stop = first.start, operands[-1].stop
-        return _Spanned(ast.And(tuple(flat), span=self._span(start, stop)), start, stop)
+        return _Spanned(_new.And(tuple(flat), span=self._span(start, stop)), start, stop)
 
     def _not(self) -> _Spanned:
         if self._peek("("):
@@ -793,7 +865,7 @@ class FastParser:
         if word == "not":
             operand = self._not()
             stop = operand.stop
-            return _Spanned(ast.Not(operand.node, span=self._span(at, stop)), at, stop)
+            return _Spanned(_new.Not(operand.node, span=self._span(at, stop)), at, stop)
         if word in _BIT_KINDS:
             bits = self._bits(word, at)
             if bits.node.action not in self._lark.BIT_TESTS:
@@ -818,7 +890,7 @@ class FastParser:
             if name not in fields.FIELDS or name in _RESERVED or not _FIELD(name):
                 raise Decline
             _FIELD_NAMES.add(name)
-        return ast.FieldRef(name, span=self._span(at, at + len(name)))
+        return _new.FieldRef(name, span=self._span(at, at + len(name)))
 
     def _after_field(self, ref: ast.FieldRef, at: int) -> _Spanned:
         i = self.i
@@ -888,7 +960,7 @@ class FastParser:
         spec = fields.FIELDS.get(ref.name)
         if spec is not None and spec.type != "bool":
             raise Decline
-        return _Spanned(ast.Comparison(ref, "==", True, span=ref.span), at, at + len(ref.name))
+        return _Spanned(_new.Comparison(ref, "==", True, span=ref.span), at, at + len(ref.name))
 
     def _comparison(
         self,
@@ -912,7 +984,7 @@ class FastParser:
         self._checker._check_value(ref, operator, value, span)
         if mask is not None:
             self._checker._check_flags(mask, ref, span)
-        return _Spanned(ast.Comparison(ref, operator, value, mask, span=span), at, stop)
+        return _Spanned(_new.Comparison(ref, operator, value, mask, span=span), at, stop)
 
     def _value(self) -> tuple[Any, int]:
         """One `value` token (the tokenizer tried addresses before numbers and words)."""
@@ -935,8 +1007,8 @@ class FastParser:
                 raise Decline
             span = self._span(start, stop)
             if text in fields.FIELDS:
-                return ast.FieldRef(text, span=span), stop
-            return ast.Symbol(text, span=span), stop
+                return _new.FieldRef(text, span=span), stop
+            return _new.Symbol(text, span=span), stop
         if kind == "H":
             return self._hex(text), stop
         if kind == "X":
@@ -944,10 +1016,10 @@ class FastParser:
         if kind == "F":
             return float(text), stop
         if kind == "V":
-            return ast.AddressVariable(text[1:], span=self._span(start, stop)), stop
+            return _new.AddressVariable(text[1:], span=self._span(start, stop)), stop
         if kind == "I6" or kind == "I4":
             _check_network(text)
-            return ast.IpAddress(text, span=self._span(start, stop)), stop
+            return _new.IpAddress(text, span=self._span(start, stop)), stop
         raise Decline
 
     def _set_value(self) -> tuple[Any, int]:
@@ -960,7 +1032,7 @@ class FastParser:
                 items.append(self._value()[0])
             self._take_text("]")
             stop = self._stop()
-            return ast.ValueList(tuple(items), span=self._span(start, stop)), stop
+            return _new.ValueList(tuple(items), span=self._span(start, stop)), stop
         if self.k[self.i] in _NUMBER_KINDS:
             after = self.k[self.i + 1]
             if after == "DOTS" or after == "NE":
@@ -976,7 +1048,7 @@ class FastParser:
         self.i += 1
         high = self._number()
         stop = self._stop()
-        return ast.Range(low, high, inclusive, span=self._span(start, stop)), stop
+        return _new.Range(low, high, inclusive, span=self._span(start, stop)), stop
 
     # ---- sequences --------------------------------------------------------
 
@@ -989,7 +1061,7 @@ class FastParser:
         for name in transforms:
             if name not in self._lark.TRANSFORMS:
                 raise Decline
-        return ast.Buffer(ref.name, transforms, span=self._span(at, stop))
+        return _new.Buffer(ref.name, transforms, span=self._span(at, stop))
 
     def _block(self, buffer: ast.Buffer, at: int) -> _Spanned:
         self._take_text("{")
@@ -1005,12 +1077,12 @@ class FastParser:
         if not items:
             raise Decline
         stop = self._stop()
-        return _Spanned(ast.Sequence(buffer, tuple(items), span=self._span(at, stop)), at, stop)
+        return _Spanned(_new.Sequence(buffer, tuple(items), span=self._span(at, stop)), at, stop)
 
     def _single(self, buffer: ast.Buffer, at: int) -> _Spanned:
         item = self._item()
         stop = item.stop
-        return _Spanned(ast.Sequence(buffer, (item.node,), span=self._span(at, stop)), at, stop)
+        return _Spanned(_new.Sequence(buffer, (item.node,), span=self._span(at, stop)), at, stop)
 
     def _item(self) -> _Spanned:
         """One content, regex, call or size test."""
@@ -1025,7 +1097,7 @@ class FastParser:
             token = self._take("R")
             end = token.rindex("/")
             stop = self._stop()
-            regex = ast.Regex(token[1:end], token[end + 1 :], negated, span=self._span(at, stop))
+            regex = _new.Regex(token[1:end], token[end + 1 :], negated, span=self._span(at, stop))
             return _Spanned(regex, at, stop)
         if word in _CALL_NAMES:
             return self._call(word, negated, at)
@@ -1035,13 +1107,13 @@ class FastParser:
                 self.i += 1
                 number = int(self._take("N"))
                 stop = self._stop()
-                size = ast.BufferSize(text, number, span=self._span(at, stop))
+                size = _new.BufferSize(text, number, span=self._span(at, stop))
                 return _Spanned(size, at, stop)
             self._take_text("in")
             if self.k[self.i] not in _NUMBER_KINDS:
                 raise Decline
             bounds, stop = self._range()
-            return _Spanned(ast.BufferSize("in", bounds, span=self._span(at, stop)), at, stop)
+            return _Spanned(_new.BufferSize("in", bounds, span=self._span(at, stop)), at, stop)
         raise Decline
 
     def _content(self, verb: str, negated: bool, at: int) -> _Spanned:
@@ -1083,7 +1155,7 @@ class FastParser:
                 raise Decline
             values[word] = value
             stop = self._stop()
-        content = ast.Content(pattern, negated=negated, span=self._span(at, stop), **values)
+        content = _new.Content(pattern, negated=negated, span=self._span(at, stop), **values)
         return _Spanned(content, at, stop)
 
     def _fast_pattern(self) -> ast.FastPattern:
@@ -1092,14 +1164,14 @@ class FastParser:
         word = self._word()
         if word == "only":
             self.i += 1
-            return ast.FastPattern(only=True, span=self._span(at, self._stop()))
+            return _new.FastPattern(only=True, span=self._span(at, self._stop()))
         if word == "at":
             self.i += 1
             offset = int(self._take("N"))
             self._take_text("length")
             length = int(self._take("N"))
-            return ast.FastPattern(offset=offset, length=length, span=self._span(at, self._stop()))
-        return ast.FastPattern(span=self._span(at, self._stop()))
+            return _new.FastPattern(offset=offset, length=length, span=self._span(at, self._stop()))
+        return _new.FastPattern(span=self._span(at, self._stop()))
 
     def _call(self, name: str, negated: bool, at: int) -> _Spanned:
         stop = self._stop()
@@ -1202,7 +1274,7 @@ class FastParser:
             raise Decline
         if kind == "flowbits" and ("track" in options or "expire" in options):
             raise Decline
-        bits = ast.Flowbits(
+        bits = _new.Flowbits(
             kind,
             action,
             tuple(names),
@@ -1220,7 +1292,7 @@ class FastParser:
         if self.k[self.i] == "S":
             value = self._string(self._take("S"))
         stop = self._stop()
-        return _Spanned(ast.OpaqueOption(name, value, span=self._span(at, stop)), at, stop)
+        return _Spanned(_new.OpaqueOption(name, value, span=self._span(at, stop)), at, stop)
 
 
 _NUMBER_STATEMENTS = {

@@ -78,9 +78,10 @@ BYTE_MATH_OPERATORS = ("+", "-", "*", "/", "<<", ">>")
 
 _TECHNIQUE = re.compile(r"T\d{4}(\.\d{3})?")
 _TACTIC = re.compile(r"TA\d{4}")
-_CHUNK_START = re.compile(
-    r"^(?:rule|include|addresses|ports|alert|drop|pass|reject|log|sdrop)\b", re.MULTILINE
-)
+# A line starting a top-level statement, found by the newline before it (a search for
+# a literal newline is much faster than for `^` in multi-line mode); the text's first
+# line always starts a chunk.
+_CHUNK_START = re.compile(r"\n(?:rule|include|addresses|ports|alert|drop|pass|reject|log|sdrop)\b")
 _SNORT_ACTIONS = ("alert", "drop", "pass", "reject", "log", "sdrop")
 _SNORT_OPTION = re.compile(r"\b[a-z_.]+\s*:\s*[^;]*;")
 
@@ -1640,9 +1641,7 @@ _BATCH = 32
 
 def _chunk_bounds(text: str) -> list[tuple[int, int, int]]:
     """Split `text` at lines that start a top-level statement; return (first line, start, end)."""
-    starts = [m.start() for m in _CHUNK_START.finditer(text)]
-    if not starts or starts[0] != 0:
-        starts.insert(0, 0)
+    starts = [0, *(m.start() + 1 for m in _CHUNK_START.finditer(text))]
     chunks: list[tuple[int, int, int]] = []
     line = 1
     for i, start in enumerate(starts):

@@ -52,6 +52,7 @@ def time_slices(decoded: DecodedBatch, seconds: float) -> list[DecodedBatch]:
             rows[a:b],
             decoded.malformed if a == 0 else zero,
             decoded.other if a == 0 else 0,
+            decoded.fragments if a == 0 else 0,
         )
         for a, b in itertools.pairwise(bounds)
     ]

@@ -14,6 +14,7 @@ _SMTP_CLIENT = (b"EHLO ", b"HELO ", b"ehlo ", b"helo ")
 _FTP_CLIENT = (b"USER ", b"user ")
 
 UNDECIDED = ""  # not enough bytes yet to tell
+_H2_PREFACE = b"PRI * HTTP/2.0"
 
 
 def detect_tcp(head: bytes, to_server: bool, sport: int, dport: int) -> str | None:
@@ -26,6 +27,8 @@ def detect_tcp(head: bytes, to_server: bool, sport: int, dport: int) -> str | No
     if looks_like_tls(head):
         return "tls"
     if to_server:
+        if head.startswith(_H2_PREFACE[: len(head)]):  # the whole preface once 14 bytes came
+            return "http2" if len(head) >= len(_H2_PREFACE) else UNDECIDED
         if head.startswith(_METHOD_PREFIXES):
             return "http"
         if head.startswith(_SMTP_CLIENT):

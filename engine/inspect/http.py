@@ -44,7 +44,7 @@ _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 # Header name (lower case) -> buffer name, per direction.
-_REQUEST_HEADER_BUFFERS = {
+REQUEST_HEADER_BUFFERS = {
     b"user-agent": "http.user_agent",
     b"cookie": "http.cookie",
     b"referer": "http.referer",
@@ -55,7 +55,7 @@ _REQUEST_HEADER_BUFFERS = {
     b"content-length": "http.content_len",
     b"connection": "http.connection",
 }
-_RESPONSE_HEADER_BUFFERS = {
+RESPONSE_HEADER_BUFFERS = {
     b"set-cookie": "http.cookie",
     b"location": "http.location",
     b"server": "http.server",
@@ -510,7 +510,7 @@ class HttpDirection:
             else:
                 self._request_line(first, msg)
                 st.http_requests += 1
-            for low, buffer in _REQUEST_HEADER_BUFFERS.items():
+            for low, buffer in REQUEST_HEADER_BUFFERS.items():
                 if low in values:
                     msg[buffer] = values[low]
             if b"host" in values:
@@ -520,7 +520,7 @@ class HttpDirection:
         else:
             status = self._status_line(first, msg)
             st.http_responses += 1
-            for low, buffer in _RESPONSE_HEADER_BUFFERS.items():
+            for low, buffer in RESPONSE_HEADER_BUFFERS.items():
                 if low in values:
                     msg[buffer] = values[low]
             methods = self.session.methods

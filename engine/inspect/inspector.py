@@ -17,6 +17,7 @@ from engine.inspect.dns import (
 )
 from engine.inspect.ftp import FtpClient
 from engine.inspect.http import HttpSession
+from engine.inspect.http2 import Http2Session
 from engine.inspect.smtp import SmtpClient
 from engine.inspect.stream import TH_FIN, TH_SYN, StreamDirection
 from engine.inspect.tls import TlsDirection
@@ -337,6 +338,8 @@ class Inspector:
                 fs.state = SmtpClient()
             elif verdict == "ftp":
                 fs.state = FtpClient()
+            elif verdict == "http2":
+                fs.state = Http2Session(fs.client)
             else:
                 fs.parse = False
                 return []
@@ -370,6 +373,11 @@ class Inspector:
                 if found_dns:
                     out.append(found_dns)
             return out
+        if isinstance(state, Http2Session):
+            found = state.directions[d].feed(new, cfg, st)
+            if state.doh:
+                fs.app = "doh2"  # HTTP/2 carrying DNS messages, as Suricata names it
+            return found
         if isinstance(state, _Ssh):
             return self._ssh(fs, state, new, d)
         if isinstance(state, SmtpClient):

@@ -155,9 +155,6 @@ class CompiledRule:
     reads_bits: bool
     noalert: bool
     stream: int = STREAM_NONE  # where its packet-payload contents are matched (STREAM_*)
-    # tests only the detected application protocol: matched once per flow, on the packet
-    # that completed protocol detection (Suricata's protocol-detection-only rules)
-    detection_only: bool = False
     # `=>` (Suricata transaction rules): the header names the client and the server, and
     # packets from the server to the client match it the other way round
     replies: bool = False
@@ -420,26 +417,15 @@ def _flow_options(header: ast.Header) -> tuple[int, int, int]:
     return direction, established, frag
 
 
-#: Fields read from the matcher's own count of each TCP side's bytes.
-STREAM_SIZE_FIELDS = frozenset(
-    {"stream.size.server", "stream.size.client", "stream.size.both", "stream.size.either"}
-)
-
-
 def reads_field(node: object, name: str) -> bool:
-    """Whether a condition tree refers to the field `name` anywhere."""
-    return _reads_field(node, name)
-
-
-def _reads_field(node: object, name: str) -> bool:
     """Whether a condition tree refers to the field `name` anywhere."""
     if isinstance(node, ast.FieldRef):
         return node.name == name
     if isinstance(node, tuple | list):
-        return any(_reads_field(n, name) for n in node)
+        return any(reads_field(n, name) for n in node)
     if isinstance(node, ast.Node):
         return any(
-            _reads_field(getattr(node, f), name)
+            reads_field(getattr(node, f), name)
             for f in getattr(node, "__dataclass_fields__", ())
             if f != "span"
         )
@@ -456,7 +442,7 @@ def stream_mode(rule: ast.Rule, buffers: frozenset[str]) -> int:
         return STREAM_NONE
     if protocol == "tcp-stream" or "only_stream" in header.flow:
         return STREAM_ONLY
-    if _reads_field(rule.condition, "dsize"):
+    if reads_field(rule.condition, "dsize"):
         return STREAM_NONE
     return STREAM_ALSO
 
@@ -479,25 +465,6 @@ def _bit_usage(rule: ast.Rule) -> tuple[bool, bool, bool]:
         return False
 
     return sets, reads(rule.condition), noalert
-
-
-def detection_only(rule: ast.Rule) -> bool:
-    """Whether the rule tests nothing but the detected application protocol (and its
-    header's addresses and ports): Suricata matches such a rule only on the packet
-    whose protocol detection completed, not on every packet of the flow."""
-    cond = rule.condition
-    operands = cond.operands if isinstance(cond, ast.And) else (cond,)
-    return (
-        cond is not None
-        and not rule.header.flow
-        and not rule.bit_actions
-        and all(
-            isinstance(c, ast.Comparison)
-            and c.field.name == "app.protocol"
-            and c.operator in ("==", "!=")
-            for c in operands
-        )
-    )
 
 
 def rule_order(rule: ast.Rule) -> tuple[int, int]:
@@ -563,7 +530,7 @@ def compile_ruleset(
             "pkt_data" if s.buffer.name in PAYLOAD_BUFFERS else s.buffer.name
             for s in _all_sequences(rule.condition)
             if s.buffer.name not in HEADER_BUFFERS
-        ) | frozenset(name for name in APP_FIELDS if _reads_field(rule.condition, name))
+        ) | frozenset(name for name in APP_FIELDS if reads_field(rule.condition, name))
         stream = stream_mode(rule, buffers)
         fast = choose_fast_pattern(rule, prefer_app=stream != STREAM_NONE)
         if fast is not None and len(fast.pattern) < MIN_FAST_PATTERN:
@@ -598,7 +565,6 @@ def compile_ruleset(
                 reads_bits=reads,
                 noalert=noalert,
                 stream=stream,
-                detection_only=detection_only(rule),
                 replies=header.direction == "=>",
             )
         )

@@ -181,6 +181,16 @@ def _compile_comparison(cmp: ast.Comparison, variables: VariableTable) -> Predic
             return bool(present) if wanted == "any" else wanted in present
 
         return ip_options
+    if name in ("stream.size.both", "stream.size.either"):
+        # the field is (client bytes, server bytes): both must hold, or either
+        size_test = _scalar_test(cmp, variables)
+        combine = all if name == "stream.size.both" else any
+
+        def stream_sizes(p: PacketView, s: Scratch) -> bool:
+            sizes = p.field(name)
+            return sizes is not None and combine(size_test(v) for v in sizes)
+
+        return stream_sizes
     if isinstance(cmp.value, ast.FieldRef):
         other = cmp.value.name
         ops: dict[str, Callable[[Any, Any], bool]] = {
@@ -205,11 +215,6 @@ def _compile_comparison(cmp: ast.Comparison, variables: VariableTable) -> Predic
 
         return buffer_compare
     test = _scalar_test(cmp, variables)
-    if name in ("stream.size.both", "stream.size.either"):
-        # Snort/Suricata `stream_size:both|either`: the test on each side's size
-        join = all if name.endswith("both") else any
-        sides = ("stream.size.server", "stream.size.client")
-        return lambda p, s: join(test(p.field(side)) for side in sides)
     if name in INDEXED_FIELDS:
         return _indexed(name, cmp.index, test)
     return lambda p, s: test(p.field(name))

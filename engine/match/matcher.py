@@ -37,7 +37,6 @@ from engine.match.compiler import (
     HEADER_BUFFERS,
     STREAM_ALSO,
     STREAM_ONLY,
-    STREAM_SIZE_FIELDS,
     CompiledRule,
     CompiledRuleset,
     reads_field,
@@ -46,13 +45,8 @@ from engine.match.conditions import ROW_COLUMNS
 from engine.match.onesided import OneSided, OneSidedSessions
 from engine.match.payload import Scratch
 from engine.match.sets import address_int
-from engine.match.state import (
-    BitStore,
-    SessionState,
-    StreamSizes,
-    ThresholdState,
-    WindowState,
-)
+from engine.match.state import BitStore, SessionState, ThresholdState, WindowState
+from rules import ast as rules_ast
 
 #: Buffers per concatenated prefilter scan, and prefilter hits allowed per buffer
 #: before a chunk is rescanned one buffer at a time.
@@ -61,6 +55,17 @@ _HITS_PER_BUFFER = 8
 
 _SEVERITY_BY_PRIORITY = {1: "high", 2: "medium", 3: "low", 4: "info"}
 _APP_ALIASES = {"ssl": "tls", "http2": "http", "dcerpc": "dcerpc"}
+#: Flow protocols a rule on a protocol also covers (Suricata's equivalences): HTTP/2
+#: flows for `http` rules, DNS over HTTP/2 for `http` and `dns` rules.
+_APP_COVERS = {"http": ("http2", "doh2"), "dns": ("doh2",)}
+
+
+def _app_ok(rule_app: str, flow_app: str | None) -> bool:
+    """Whether a rule on `rule_app` applies to a flow of `flow_app` (None: not known)."""
+    if flow_app is None:
+        return True
+    want = _APP_ALIASES.get(rule_app, rule_app)
+    return flow_app == want or flow_app in _APP_COVERS.get(want, ())
 
 
 class PacketInspector(Protocol):
@@ -100,6 +105,12 @@ class Alert:
     proto: int
     to_server: bool
     linktype: int = 1
+    vlan: int = 0  # outermost VLAN id, 0 for none
+    packet: bytes = b""  # the packet's bytes as captured, from its innermost layer's start
+    #: For a rule reading application buffers: the 0-based application transaction of
+    #: its flow it matched (Suricata's `tx_id`) and that transaction's buffers.
+    tx_id: int | None = None
+    tx_buffers: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -172,20 +183,8 @@ class _Packet:
         self.wirelen = int(batch.wirelens[int(row["pkt"])]) if batch is not None else 0
         self._cache: dict[str, Any] = {}
 
-    def set_stream_sizes(self, server: int, client: int) -> None:
-        """The bytes each side of the TCP session has sent, after this packet (-1: none)."""
-        for name, size in (("stream.size.server", server), ("stream.size.client", client)):
-            self._cache[name] = None if size < 0 else size
-
     def with_payload(self, payload: bytes) -> _Packet:
         """The same packet with `payload` as its packet data (a reassembled stream window)."""
-        view = self._with_payload(payload)
-        for name in ("stream.size.server", "stream.size.client"):
-            if name in self._cache:
-                view._cache[name] = self._cache[name]
-        return view
-
-    def _with_payload(self, payload: bytes) -> _Packet:
         return _Packet(
             self._matcher,
             self._batch,
@@ -261,6 +260,16 @@ class _Packet:
         if name == "tls.cert_chain_len":
             count = self.buffers.get("tls.cert_chain_len")
             return None if count is None else int(count)
+        if name.startswith("stream.size."):
+            sizes = self._matcher._stream_sizes.get((self.slot, int(row["pkt"])))
+            if sizes is None or self._batch is None:
+                return None
+            side = name[len("stream.size.") :]
+            if side == "client":
+                return sizes[0]
+            if side == "server":
+                return sizes[1]
+            return sizes
         if name == "http.uri.len":
             uri = self.buffers.get("http.uri")
             return None if uri is None else len(uri)
@@ -468,7 +477,7 @@ class _Transaction:
     """One flow's current application transaction: its buffers so far and the
     rules that already alerted on it (a rule alerts once per transaction)."""
 
-    number: int = 0
+    number: int = -1  # 0-based per flow once a request or query started it
     buffers: dict[str, bytes] = field(default_factory=dict)
     fired: set[int] = field(default_factory=set)
 
@@ -505,6 +514,9 @@ class _RuleArrays:
     any_proto: np.ndarray
     stream: np.ndarray  # int8: STREAM_NONE / STREAM_ALSO / STREAM_ONLY
     reads_app: np.ndarray  # bool: the rule reads an application buffer
+    # bool: the rule tests only the detected application protocol (Suricata's
+    # protocol-detection-only signatures), so it is tried where detection happened
+    detection_only: np.ndarray
 
     @classmethod
     def build(cls, rules: list[CompiledRule]) -> _RuleArrays:
@@ -524,7 +536,22 @@ class _RuleArrays:
             any_proto=np.array([len(r.protocols) == 256 for r in rules], dtype=bool),
             stream=np.array([r.stream for r in rules], dtype=np.int8),
             reads_app=np.array([bool(r.buffers - {"pkt_data"}) for r in rules], dtype=bool),
+            detection_only=np.array([_detection_only(r) for r in rules], dtype=bool),
         )
+
+
+def _detection_only(rule: CompiledRule) -> bool:
+    """Whether a rule on a transport tests nothing but `app.protocol` (no flow options,
+    no payload): Suricata matches such a rule only on the packet that completed the
+    flow's protocol detection."""
+    r = rule.rule
+    cond = r.condition
+    if r.header.flow or cond is None or rule.app_protocol is not None:
+        return False
+    parts = cond.operands if isinstance(cond, rules_ast.And) else (cond,)
+    return all(
+        isinstance(c, rules_ast.Comparison) and c.field.name == "app.protocol" for c in parts
+    )
 
 
 @dataclass(slots=True)
@@ -542,7 +569,9 @@ class _Loaded:
         slow = [k for k in ruleset.slow_rules if rules[k].stream == STREAM_ONLY]
         only = any(r.stream == STREAM_ONLY for r in rules)
         sizes = any(
-            reads_field(r.rule.condition, name) for r in rules for name in STREAM_SIZE_FIELDS
+            reads_field(r.rule.condition, f"stream.size.{side}")
+            for r in rules
+            for side in ("client", "server", "both", "either")
         )
         return cls(
             ruleset, _RuleArrays.build(rules), slow, only, any(r.stream for r in rules), sizes
@@ -571,6 +600,10 @@ class Matcher:
     # services it knows). Without `async_oneside`, rules on the application protocol of
     # a TCP session seen from one side only then match when it ends (engine.match.onesided)
     raw_stream: bool = False
+    # packets with a bad checksum: left out of inspection altogether (Snort), or only of
+    # reassembly and application parsing, still matched as packets (Suricata, whose
+    # stream engine ignores them while packet rules still see them)
+    bad_checksum_packets: bool = False
     stats: MatcherStats = field(default_factory=MatcherStats)
     profiles: dict[int, RuleProfile] = field(default_factory=dict)
 
@@ -582,19 +615,22 @@ class Matcher:
         self.bits = BitStore()
         self.thresholds = ThresholdState()
         self.windows = WindowState()
-        self.stream_sizes = StreamSizes()
         self._one_sided = OneSidedSessions()
-        self._sizes: tuple[np.ndarray, np.ndarray] | None = None  # this batch's, per row
         self._cid: dict[tuple[int, int], str] = {}
         self._inspected: dict[int, int] = {}  # flow slot -> generation the inspector knows
-        self._detected: dict[int, int] = {}  # flow slot -> generation whose protocol is known
-        self._detection_rows: set[int] = set()  # rows of this batch that completed it
         self._txs: dict[int, _Transaction] = {}  # flow slot -> current transaction
         # flow slot -> per direction (0 from the client) its last inspected row as
         # (rows, index, established per row, link type): what an alert on flushed
         # buffers reports; rows are gathered into a compact copy after each batch
         self._last: dict[int, dict[int, tuple[np.ndarray, int, np.ndarray, int]]] = {}
         self._flushed: list[Alert] = []  # alerts on buffers flushed while inspecting
+        # TCP sequence space per flow slot: (generation, [client isn, client next, server
+        # isn, server next]), and per (slot, packet) of the batch (client, server) sizes
+        self._seq_space: dict[int, tuple[int, list[int]]] = {}
+        self._stream_sizes: dict[tuple[int, int], tuple[int, int]] = {}
+        # flow slot -> (generation, protocol) the inspector last reported for it
+        self._detected: dict[int, tuple[int, str]] = {}
+        self._detected_rows: set[int] = set()  # rows of this batch that detected a protocol
 
     def swap(self, ruleset: CompiledRuleset) -> None:
         """Use `ruleset` from the next batch on."""
@@ -659,25 +695,32 @@ class Matcher:
         )
         events = dataclasses.replace(events, row_dir=row_dir)
         usable = rows["kind"] == KIND_IP
+        bad_rows = None
         if bad_checksum is not None:
             bad_rows = bad_checksum[rows["pkt"]]
             self.stats.checksum_skipped += int((usable & bad_rows).sum())
-            usable &= ~bad_rows
+            if not self.bad_checksum_packets:
+                usable &= ~bad_rows
+        if self._loaded.reads_stream_size:
+            counted = usable if bad_rows is None else usable & ~bad_rows
+            self._track_stream_sizes(rows, counted, row_flow, row_dir, gen)
         pkt = rows["pkt"].astype(np.int64)
         base = batch.offsets[pkt]
         pstart = base + rows["payload_off"]
         avail = base + batch.caplens[pkt] - pstart
         plen = np.clip(np.minimum(rows["payload_len"], avail), 0, None)
         plen[~usable] = 0
-        sizes = None
-        if loaded.reads_stream_size:
-            sizes = self.stream_sizes.update(
-                row_flow, gen, row_dir, rows["proto"], rows["tcp_flags"], rows["tcp_seq"], plen
-            )
         contexts: dict[int, Any] = {}
-        self._detection_rows = set()
         if self.inspector is not None:
-            contexts, extras = self._inspect(batch, rows, row_flow, row_dir, gen, pstart, plen, est)
+            inspect_plen = plen
+            flow_of = row_flow
+            if bad_rows is not None and self.bad_checksum_packets:
+                # not reassembled or parsed: the inspector never sees them
+                inspect_plen = np.where(bad_rows, 0, plen)
+                flow_of = np.where(bad_rows, -1, row_flow)
+            contexts, extras = self._inspect(
+                batch, rows, flow_of, row_dir, gen, pstart, inspect_plen, est
+            )
             if extras:
                 # further transactions completed by one packet (pipelined requests)
                 # become extra rows after the batch's own: a copy of their packet row
@@ -698,11 +741,6 @@ class Matcher:
                 )
                 for j, (_, view) in enumerate(extras):
                     contexts[n + j] = view
-                if sizes is not None:
-                    sizes = (
-                        np.concatenate([sizes[0], sizes[0][src]]),
-                        np.concatenate([sizes[1], sizes[1][src]]),
-                    )
         cand_rows: list[np.ndarray] = []
         cand_rules: list[np.ndarray] = []
         db = rs.databases.get("pkt_data")
@@ -777,7 +815,6 @@ class Matcher:
             dup = np.all(pairs[1:] == pairs[:-1], axis=1)
             pairs = pairs[np.concatenate([[True], ~dup])]
         self.stats.candidates += int(pairs.shape[0])
-        self._sizes = sizes
         alerts = self._evaluate(batch, rows, pairs, events, est, gen, pstart, plen, contexts)
         if one_sided:
             alerts += self._track_one_sided(batch, rows[:n], pstart, plen, contexts)
@@ -808,19 +845,31 @@ class Matcher:
 
     def _end_one_sided(self, slot: int, one: OneSided) -> list[Alert]:
         """A TCP session seen from one side only has ended: match the rules on its
-        application protocol once on everything that side sent, as Suricata does when
-        it finally hands the never-acknowledged data to its application layer (the
-        alerts carry no packet); the alerts held back while it lasted are dropped."""
+        application protocol that read no application buffer once on everything that
+        side sent, as Suricata does when it finally hands the never-acknowledged data
+        to its application layer (the alerts carry no packet). Held alerts of rules
+        reading application buffers stand: they were matched per transaction."""
         if one.row is None:
             return one.alerts
         loaded = self._loaded
         rs = loaded.ruleset
+        reads_app = loaded.arrays.reads_app
+        by_id = {r.rule.id: r for r in rs.rules}
+        kept = [
+            a
+            for a in one.alerts
+            if a.match.rule_id in by_id and reads_app[by_id[a.match.rule_id].index]
+        ]
         app_rules = np.array(
-            [r.index for r in rs.rules if r.app_protocol is not None and 6 in r.protocols],
+            [
+                r.index
+                for r in rs.rules
+                if r.app_protocol is not None and 6 in r.protocols and not reads_app[r.index]
+            ],
             dtype=np.int64,
         )
         if not app_rules.shape[0] or one.app_proto is None:
-            return []
+            return kept
         events = FlowEvents(
             row_flow=np.array([slot], dtype=np.int64),
             row_dir=np.array([one.side], dtype=np.int8),
@@ -859,7 +908,7 @@ class Matcher:
             if rule.noalert or not self._rate_ok(rule, packet):
                 continue
             alerts.append(self._alert(None, rule, packet, one.linktype))
-        return alerts
+        return kept + alerts
 
     def _stream_candidates(
         self,
@@ -1258,6 +1307,52 @@ class Matcher:
         return ok
 
     # ------------------------------------------------------------------
+    def _track_stream_sizes(
+        self,
+        rows: np.ndarray,
+        counted: np.ndarray,
+        row_flow: np.ndarray,
+        row_dir: np.ndarray,
+        gen: np.ndarray,
+    ) -> None:
+        """Suricata's `stream_size`: per TCP row, the sequence space each side has used
+        so far (its next expected sequence number minus its initial one: the SYN plus
+        the bytes sent in order), the packet itself included."""
+        self._stream_sizes = {}
+        idx = np.nonzero(counted & (rows["proto"] == 6) & (row_flow >= 0))[0]
+        space = self._seq_space
+        for slot, g, d, flags, seq, size, pkt in zip(
+            row_flow[idx].tolist(),
+            gen[idx].tolist(),
+            row_dir[idx].tolist(),
+            rows["tcp_flags"][idx].tolist(),
+            rows["tcp_seq"][idx].tolist(),
+            rows["payload_len"][idx].tolist(),
+            rows["pkt"][idx].tolist(),
+            strict=True,
+        ):
+            known = space.get(slot)
+            if known is None or known[0] != g:
+                known = (g, [-1, 0, -1, 0])
+                space[slot] = known
+            seqs = known[1]
+            at = 0 if d == 0 else 2
+            if flags & 0x02:  # SYN or SYN-ACK: the side's initial sequence number
+                seqs[at] = seq
+                seqs[at + 1] = (seq + 1) & 0xFFFFFFFF
+            elif seqs[at] < 0:  # picked up mid-stream: as if its SYN came just before
+                seqs[at] = (seq - 1) & 0xFFFFFFFF
+                seqs[at + 1] = seq
+            end = (seq + size + (1 if flags & 0x01 else 0)) & 0xFFFFFFFF
+            # in order (or overlapping the next byte): the side's next sequence moves on
+            ahead = (end - seqs[at + 1]) & 0xFFFFFFFF
+            behind = (seqs[at + 1] - seq) & 0xFFFFFFFF
+            if 0 < ahead < 1 << 31 and behind < 1 << 31:
+                seqs[at + 1] = end
+            client = (seqs[1] - seqs[0]) & 0xFFFFFFFF if seqs[0] >= 0 else 0
+            server = (seqs[3] - seqs[2]) & 0xFFFFFFFF if seqs[2] >= 0 else 0
+            self._stream_sizes[(slot, pkt)] = (client, server)
+
     def _inspect(
         self,
         batch: PacketBatch,
@@ -1305,6 +1400,8 @@ class Matcher:
         linktype = batch.linktype
         keep_rows = bool(self._loaded.arrays.reads_app.any())
         flows_i = row_flow[idx]
+        self._detected_rows = set()
+        detected = self._detected
         for i, slot, g, to_server, pr, sp, dp, fl, seq, s, n, ts in columns:
             fresh = seen.get(slot) != g
             if fresh:
@@ -1324,10 +1421,11 @@ class Matcher:
                 seen[slot] = g
                 last.pop(slot, None)
             ctx = packet(slot, fresh, to_server, pr, sp, dp, fl, seq, mv[s : s + n].tobytes(), ts)
-            if ctx.app_proto is not None and self._detected.get(slot) != g:
-                self._detected[slot] = g
-                self._detection_rows.add(i)
             out[i] = self._transaction(slot, fresh, ctx)
+            if ctx.app_proto is not None and detected.get(slot) != (g, ctx.app_proto):
+                # the flow's protocol became known, or changed (HTTP/2 found to carry DNS)
+                detected[slot] = (g, ctx.app_proto)
+                self._detected_rows.add(i)
             for more in getattr(ctx, "more", ()):
                 extras.append((i, self._transaction(slot, False, _More(ctx.app_proto, more))))
         if keep_rows and idx.shape[0]:
@@ -1387,7 +1485,7 @@ class Matcher:
                 for k in app_rules[ok].tolist():
                     rule = rs.rules[k]
                     app = rule.app_protocol
-                    if app is not None and view.app_proto not in (None, _APP_ALIASES.get(app, app)):
+                    if app is not None and not _app_ok(app, view.app_proto):
                         continue
                     if not self._addresses_ok(rule, packet):
                         continue
@@ -1402,7 +1500,7 @@ class Matcher:
                         break
                     if rule.noalert or not self._rate_ok(rule, packet):
                         continue
-                    alerts.append(self._alert(None, rule, packet, linktype))
+                    alerts.append(self._alert(None, rule, packet, linktype, view))
         return alerts
 
     def _transaction(self, slot: int, fresh: bool, ctx: Any) -> _TxView:
@@ -1462,6 +1560,7 @@ class Matcher:
         rule is tried on a row's stream only when it did not match the packet itself."""
         rs = self._loaded.ruleset
         alerts: list[Alert] = []
+        detection_only = self._loaded.arrays.detection_only
         current = -1
         packet: _Packet | None = None
         stream_view: _Packet | None = None
@@ -1488,12 +1587,12 @@ class Matcher:
                     ctx.buffers if ctx is not None else {},
                     ctx.app_proto if ctx is not None else None,
                 )
-                if self._sizes is not None:
-                    packet.set_stream_sizes(int(self._sizes[0][r]), int(self._sizes[1][r]))
             assert packet is not None
             if passed:
                 continue
             rule = rs.rules[k]
+            if detection_only[k] and r not in self._detected_rows:
+                continue
             target = packet
             if on_stream:
                 if k in matched:
@@ -1502,13 +1601,11 @@ class Matcher:
                     stream_view = packet.with_payload(contexts[r].stream)
                 target = stream_view
             app = rule.app_protocol
-            if app is not None and packet.app_proto not in (None, _APP_ALIASES.get(app, app)):
+            if app is not None and not _app_ok(app, packet.app_proto):
                 continue
             if app is not None and packet.app_proto is None and not rule.buffers:
                 # a rule on an application protocol with no payload to match waits
                 # for the protocol to be detected
-                continue
-            if rule.detection_only and r not in self._detection_rows:
                 continue
             if not self._addresses_ok(rule, packet):
                 continue
@@ -1535,7 +1632,7 @@ class Matcher:
                 continue
             if rule.noalert or not self._rate_ok(rule, packet):
                 continue
-            alert = self._alert(batch, rule, packet)
+            alert = self._alert(batch, rule, packet, view=ctx_r)
             if (
                 app is not None
                 and packet.slot >= 0
@@ -1646,9 +1743,15 @@ class Matcher:
         return True
 
     def _alert(
-        self, batch: PacketBatch | None, rule: CompiledRule, p: _Packet, linktype: int = 1
+        self,
+        batch: PacketBatch | None,
+        rule: CompiledRule,
+        p: _Packet,
+        linktype: int = 1,
+        view: _TxView | None = None,
     ) -> Alert:
-        """The alert for `rule` on `p` (no batch: on buffers flushed at a flow's end)."""
+        """The alert for `rule` on `p` (no batch: on buffers flushed at a flow's end);
+        `view` names the transaction a rule reading application buffers matched."""
         row = p.row
         # Python ints: the halves of an IPv6 address do not fit one numpy integer.
         src = ip_text(int(row["src"][0]), int(row["src"][1]))
@@ -1686,12 +1789,35 @@ class Matcher:
             tactics=r.tactics,
             references=tuple(f"{ref.kind},{ref.value}" for ref in r.references),
             app_proto=p.app_proto,
-            packet=batch.first_index + int(row["pkt"]) + 1 if batch is not None else None,
+            packet=batch.packet_number(int(row["pkt"])) if batch is not None else None,
             action=r.action,
             ruleset=self.ruleset_name,
         )
         link = batch.linktype if batch is not None else linktype
-        return Alert(match, src, sport, dst, dport, proto, p.to_server, link)
+        raw = b""
+        if batch is not None:
+            start = int(batch.offsets[int(row["pkt"])])
+            stop = start + int(batch.caplens[int(row["pkt"])])
+            raw = batch.data[start + int(row["link_off"]) : stop].tobytes()
+        tx_id = None
+        tx_buffers = None
+        if view is not None and rule.buffers - {"pkt_data"} and view.tx.number >= 0:
+            tx_id = view.tx.number
+            tx_buffers = view.buffers
+        return Alert(
+            match,
+            src,
+            sport,
+            dst,
+            dport,
+            proto,
+            p.to_server,
+            link,
+            int(row["vlan"]),
+            raw,
+            tx_id,
+            tx_buffers,
+        )
 
     def end_flows(self, slots: np.ndarray) -> None:
         """Tell the inspector that these flows ended (their slots may be reused)."""
@@ -1700,7 +1826,6 @@ class Matcher:
                 self.inspector.end_flow(int(s))
                 self._last.pop(int(s), None)
         for s in slots.tolist():
-            self.stream_sizes.forget(int(s))
             one = self._one_sided.end(int(s))
             if one is not None:
                 self._flushed += self._end_one_sided(int(s), one)

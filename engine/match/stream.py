@@ -11,6 +11,7 @@ import numpy as np
 from dpdk_io.batch import PacketBatch, Source
 from dpdk_io.errors import CaptureError
 from engine.decode import DecodedBatch, decode
+from engine.defrag import Defragmenter
 from engine.flows import FlowRecords, FlowTable, FlowTableConfig
 from engine.match.matcher import Alert, Matcher
 from engine.pipeline import PacketPathStats
@@ -62,6 +63,7 @@ def iter_matches(
     A `CaptureError` is raised after everything read before it was yielded.
     """
     table = FlowTable(config or FlowTableConfig())
+    defrag = Defragmenter()
     st = stats if stats is not None else PacketPathStats()
     failure: CaptureError | None = None
     try:
@@ -70,13 +72,15 @@ def iter_matches(
                 before_batch()
             if not len(batch):
                 continue
-            decoded = decode(batch)
+            decoded = defrag.reassemble(decode(batch))
             st.count_batch(len(batch), decoded)
             events = table.update(decoded)
             alerts: list[Alert] = []
             if matcher is not None:
-                bad = checksums(batch, decoded) if checksums is not None else None
-                alerts = matcher.scan(batch, decoded, events, bad)
+                # reassembled datagrams are packets of `decoded.batch`, after the captured ones
+                packets = decoded.batch
+                bad = checksums(packets, decoded) if checksums is not None else None
+                alerts = matcher.scan(packets, decoded, events, bad)
             if on_batch is not None:
                 on_batch(len(batch))
             st.flows += len(events.ended)
@@ -86,6 +90,7 @@ def iter_matches(
     rest = table.flush()
     st.flows += len(rest)
     st.count_table(table.stats())
+    st.count_defrag(defrag.stats)
     if len(rest):
         yield BatchResult([], rest)
     if failure is not None:

@@ -6,8 +6,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rules import ast
 from rules.attack import AttackCatalog
 from rules.lint.diagnostics import Diagnostic, Family, Severity
+
+_AND_OR = (ast.And, ast.Or)  # a tuple: an `A | B` union would be built on every call
 
 
 class _Walked:
@@ -46,9 +49,21 @@ class LintedRule:
     regexes: ClassVar[Any] = _Walked()
     memo: ClassVar[Any] = _Walked()
 
-    def _walk(self) -> None:
-        from rules import ast
+    @classmethod
+    def of_rules(
+        cls, path: str, rules: Iterable[Any], source_lines: Sequence[str]
+    ) -> list[LintedRule]:
+        """One LintedRule per rule of a file, built without the frozen `__init__`'s
+        per-field `object.__setattr__` (a ruleset has tens of thousands)."""
+        made = []
+        new = object.__new__
+        for rule in rules:
+            linted = new(cls)
+            linted.__dict__.update(path=path, rule=rule, source_lines=source_lines)
+            made.append(linted)
+        return made
 
+    def _walk(self) -> None:
         nodes: list[Any] = []
         sequences: list[Any] = []
         flowbits: list[Any] = []
@@ -58,7 +73,7 @@ class LintedRule:
         while stack:
             node = stack.pop()
             nodes.append(node)
-            if isinstance(node, ast.And | ast.Or):
+            if isinstance(node, _AND_OR):
                 stack.extend(reversed(node.operands))
             elif isinstance(node, ast.Not):
                 stack.append(node.operand)
@@ -89,8 +104,11 @@ class Check:
 
     `check_rule` sees one rule at a time; `check_ruleset` sees every rule of the run (for
     duplicate ids, flowbits set in one rule and tested in another, ...); `check_statements`
-    sees one file's top-level statements (includes, variable definitions). All yield
-    diagnostics built with `self.diagnostic`, so code, name and severity come from the class.
+    sees one file's top-level statements (includes, variable definitions). Each returns
+    or yields diagnostics built with `self.diagnostic`, so code, name and severity come
+    from the class. The shipped rule checks return a list: `check_rule` runs once per
+    rule and check, and a generator costs more to start than most checks take to find
+    nothing.
     """
 
     code: ClassVar[str]

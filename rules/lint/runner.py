@@ -186,7 +186,7 @@ class Linter:
             lines = source.text.splitlines()
             lines_by_path[source.path] = lines
             diagnostics.extend(self._source_diagnostics(source, lines))
-            linted_rules.extend(LintedRule(source.path, rule, lines) for rule in source.rules)
+            linted_rules.extend(LintedRule.of_rules(source.path, source.rules, lines))
 
         rule_checks = [c for c in runnable if type(c).check_rule is not Check.check_rule]
         set_checks = [c for c in runnable if type(c).check_ruleset is not Check.check_ruleset]

@@ -7,6 +7,14 @@ from collections.abc import Iterable, Iterator
 from rules import ast
 from rules.lint.check import LintedRule
 
+# Type tuples for isinstance: a `A | B` union in the call would be built on every call.
+_AND_OR = (ast.And, ast.Or)
+_VARIABLES = (ast.AddressVariable, ast.PortVariable)
+_LISTS = (ast.AddressList, ast.PortList, ast.ValueList)
+_NEGATED = (ast.NegatedAddress, ast.NegatedPort)
+_ANY = (ast.AnyAddress, ast.AnyPort)
+_VARIABLE_VALUES = (ast.AddressVariable, ast.ValueList)
+
 
 def position(node: ast.Node | None, linted: LintedRule) -> tuple[int, int, int | None, int | None]:
     """(line, column, end_line, end_column) of `node`, else of its rule, else the file start.
@@ -44,19 +52,19 @@ def conditions(condition: ast.Condition | None) -> Iterator[ast.Condition]:
     while stack:
         node = stack.pop()
         yield node
-        if isinstance(node, ast.And | ast.Or):
+        if isinstance(node, _AND_OR):
             stack.extend(reversed(node.operands))
         elif isinstance(node, ast.Not):
             stack.append(node.operand)
 
 
 def _collect_variables(item: object, found: list[ast.AddressVariable | ast.PortVariable]) -> None:
-    if isinstance(item, ast.AddressVariable | ast.PortVariable):
+    if isinstance(item, _VARIABLES):
         found.append(item)
-    elif isinstance(item, ast.AddressList | ast.PortList | ast.ValueList):
+    elif isinstance(item, _LISTS):
         for inner in item.items:
             _collect_variables(inner, found)
-    elif isinstance(item, ast.NegatedAddress | ast.NegatedPort):
+    elif isinstance(item, _NEGATED):
         _collect_variables(item.inner, found)
 
 
@@ -74,12 +82,12 @@ def variable_uses(
         header.destination,
         header.destination_ports,
     ):
-        if not isinstance(part, ast.AnyAddress | ast.AnyPort):
+        if not isinstance(part, _ANY):
             _collect_variables(part, found)
     nodes = conditions(rule.condition) if condition_nodes is None else condition_nodes
     for node in nodes:
         if isinstance(node, ast.Comparison):
             value = node.value
-            if isinstance(value, ast.AddressVariable | ast.ValueList):
+            if isinstance(value, _VARIABLE_VALUES):
                 _collect_variables(value, found)
     return found

@@ -510,6 +510,55 @@ def test_erspan_type2() -> None:
     check_ip_row(only_row(dec([eth() / p])), _built(inner), tunnelled=True)
 
 
+def test_erspan_type2_gives_the_mirrored_vlan_and_the_inner_frame_start() -> None:
+    inner = _ip4()
+    p = (
+        eth()
+        / IP(src="203.0.113.1", dst="203.0.113.2")
+        / GRE(proto=0x88BE, seqnum_present=1)
+        / ERSPAN_II(session_id=1, vlan=23)
+        / eth()
+        / inner
+    )
+    row = only_row(dec([p]))
+    assert row["vlan"] == 23
+    # the mirrored frame starts after Ethernet, IPv4, GRE with sequence, ERSPAN II
+    assert row["link_off"] == 14 + 20 + 8 + 8
+    assert row["l3_off"] == row["link_off"] + 14
+
+
+def test_nsh_carrying_ipv4() -> None:
+    from scapy.contrib.nsh import NSH
+
+    inner = IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=52377, dport=52464) / b"data"
+    p = eth() / NSH(mdtype=1, nextproto=1, spi=1, si=255) / inner
+    row = only_row(dec([p]))
+    check_ip_row(row, _built(inner))
+    assert (row["sport"], row["dport"]) == (52377, 52464)
+    assert row["l3_off"] == 14 + 24  # MD type 1: 8-byte header and 16 bytes of context
+    assert row["link_off"] == 0  # NSH is a service header, not a tunnel
+
+
+def test_nsh_with_a_length_past_the_packet_is_malformed() -> None:
+    frame = bytes(eth())[:12] + b"\x89\x4f" + bytes([0x00, 0x3F, 0x01, 0x01]) + b"\x00" * 4
+    d = dec([frame])
+    assert len(d.rows) == 0
+    assert d.malformed_counts() == {"truncated_tunnel_header": 1}
+
+
+def test_fragments_are_counted_and_their_tunnels_left_for_reassembly() -> None:
+    inner = eth() / _ip4(b"x" * 1200)
+    whole = IP(src="172.16.0.1", dst="172.16.0.2", id=9) / UDP(sport=5555, dport=4789)
+    frags = fragment(whole / VXLAN(vni=7) / inner, fragsize=800)
+    d = dec([eth() / f for f in frags])
+    assert d.fragments == len(frags) == 2
+    # one row per fragment: the first fragment's VXLAN payload is not decoded yet
+    assert len(d.rows) == 2
+    assert (d.rows[0]["sport"], d.rows[0]["dport"]) == (5555, 4789)
+    assert not d.rows[0]["flags"] & F_TUNNEL_OUTER
+    assert dec([eth() / _ip4()]).fragments == 0
+
+
 def _udp_tunnel_rows(p: Packet, linktype: int = 1):
     d = dec([p], linktype)
     assert len(d.rows) == 2, d.rows

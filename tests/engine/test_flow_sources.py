@@ -55,6 +55,7 @@ def _captures(tmp_path: Path) -> list[Path]:
         "zeek/traces/wikipedia.pcap",
         "zeek/traces/tunnels/Teredo.pcap",
         "pcaps/ndpi/bittorrent.pcap",
+        "zeek/traces/tunnels/gtp/gtp1_gn_normal_incl_fragmentation.pcap",  # reassembly
     ):
         if (SHARED / rel).exists():
             paths.append(SHARED / rel)

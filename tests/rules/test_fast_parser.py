@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast as python_ast
 import dataclasses
 import importlib.util
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules import ast
-from rules._fast_parser import FastParser
+from rules._fast_parser import FastParser, _new
 from rules.parser import RuleParser, _chunk_bounds
 from tests.rules.test_fuzz_parser import FRAGMENTS as FUZZ_FRAGMENTS
 
@@ -323,3 +324,37 @@ def test_imported_snort_rules_take_the_fast_path_with_equal_asts() -> None:
         declined += found[1]
     assert accepted > 500
     assert declined <= accepted // 100
+
+
+def _node_classes() -> list[type]:
+    return [
+        value
+        for value in vars(ast).values()
+        if isinstance(value, type) and dataclasses.is_dataclass(value)
+    ]
+
+
+@pytest.mark.parametrize("cls", _node_classes(), ids=lambda cls: cls.__name__)
+def test_node_constructors_take_the_classes_own_arguments(cls: type) -> None:
+    build = getattr(_new, cls.__name__)
+    wanted = inspect.signature(cls)
+
+    def shape(signature: inspect.Signature) -> list[tuple[str, Any, Any]]:
+        return [(p.name, p.kind, p.default) for p in signature.parameters.values()]
+
+    assert shape(inspect.signature(build)) == shape(wanted)
+    arguments = {
+        name: parameter.default
+        for name, parameter in wanted.parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    required = [name for name in wanted.parameters if name not in arguments]
+    values = {name: f"value of {name}" for name in required}
+    if "span" in wanted.parameters:
+        values["span"] = ast.Span("f.shrike", 3, 4, 3, 9)
+    built = build(**values)
+    expected = cls(**values)
+    assert type(built) is cls
+    assert built == expected
+    for field in dataclasses.fields(cls):
+        assert getattr(built, field.name) == getattr(expected, field.name)

@@ -95,8 +95,9 @@ def test_without_libhs_every_regex_is_compiled_and_the_report_says_so(
         return _compile_error(pattern, flags)
 
     assert libhs.hyperscan_error(rb"a(?=b)", 0, counting) is not None
-    assert libhs.hyperscan_error(rb"abc", 0, counting) is None
-    assert compiled == [rb"a(?=b)", rb"abc"]
+    assert libhs.hyperscan_error(rb"(?i)abc", 0, counting) is None
+    assert libhs.hyperscan_error(rb"abc", 0, counting) is None  # plain: needs no compile
+    assert compiled == [rb"a(?=b)", rb"(?i)abc"]
 
     text = (
         'rule "r" {\n  id 9000001\n  match tcp from any to any port 80\n'
@@ -105,8 +106,8 @@ def test_without_libhs_every_regex_is_compiled_and_the_report_says_so(
     report = Linter(LintConfig(select=("PRF003",))).lint([parse_shrike_source("t.shrike", text)])
     assert [d.code for d in report.diagnostics] == ["PRF003"]
     assert report.notes == (
-        "PRF003 hyperscan-incompatible-regex compiles every regex, which is slow: "
-        "hs_expression_info is unavailable (cannot load libhs: test)",
+        "PRF003 hyperscan-incompatible-regex compiles every regex that is not plainly "
+        "supported, which is slow: hs_expression_info is unavailable (cannot load libhs: test)",
     )
 
 
@@ -154,3 +155,89 @@ def test_expression_info_agrees_with_compile_on_real_rulesets(fresh_verdicts: No
         accepted += 1
         if accepted % 8 == 0:
             assert _compile_error(pattern, flags) is None, pattern
+
+
+PLAIN = [
+    rb"abc",
+    rb"\/abc[a-z0-9]{8}\.(php|asp)\?id=\d+",
+    rb"abcd[\x00-\x1f]{2,}xy",
+    rb"^GET\s+\/[a-z]+",
+    rb"a|b",
+    rb"\bfoo\b",
+    rb"[^\r\n]+x",
+    rb"[a-]",
+    rb"[]a]",
+    rb"[^]a]",
+    rb"x$",
+    rb"\x41",
+    rb"a{3}?",
+    rb"a*?b",
+    rb"abc*",
+    rb"(ab)*c",
+    rb"(?:a|bc)d{2,5}",
+]
+NOT_PLAIN = [
+    rb"",
+    rb"a?",  # can match nothing
+    rb"(a|)",
+    rb"\b",
+    rb"^$",
+    rb"(ab)*",
+    rb"<(\w+)>.*<\/\1>",  # back-reference
+    rb"(?<=a)b",
+    rb"(?=x)y",
+    rb"(?i)abc",  # inline options are left to libhs
+    rb"a++",  # possessive
+    rb"a+??",
+    rb"(a",
+    rb"a)",
+    rb"a{2,1}",
+    rb"a{65}",  # bounds above 64 are left to libhs
+    rb"(?:ab){8}",  # a group repeated 8 times may be too large
+    rb"a$b",
+    rb"^a|^b",
+    rb"\x4",
+    rb"\Gabc",
+    rb"[[:alpha:]]",
+    rb"[\d-z]",
+    rb"[z-a]",
+    rb"[]",
+    rb"[^]",
+    rb"a{,3}",
+    rb"a{",
+    rb"\p{L}",
+]
+
+
+@pytest.mark.parametrize("pattern", PLAIN)
+def test_plain_patterns_are_accepted_without_asking_and_do_compile(
+    fresh_verdicts: None, pattern: bytes
+) -> None:
+    assert libhs.plainly_supported(pattern)
+    asked: list[bytes] = []
+
+    def compile_error(pattern: bytes, flags: int) -> str | None:
+        asked.append(pattern)
+        return _compile_error(pattern, flags)
+
+    assert libhs.hyperscan_error(pattern, 0, compile_error) is None
+    assert asked == []
+    assert _compile_error(pattern, 0) is None
+
+
+@pytest.mark.parametrize("pattern", NOT_PLAIN)
+def test_other_patterns_are_left_to_libhs(pattern: bytes) -> None:
+    assert not libhs.plainly_supported(pattern)
+
+
+@pytest.mark.shared
+def test_every_plain_pattern_of_the_real_rulesets_compiles() -> None:
+    """The shortcut may only accept what Hyperscan compiles: each accepted pattern of the
+    shared rulesets is compiled (about 15 s)."""
+    if not RULESETS.is_dir():
+        pytest.skip(f"no rulesets at {RULESETS}")
+    patterns = _ruleset_patterns()
+    plain = [(p, f) for p, f in patterns if b"\0" not in p and libhs.plainly_supported(p)]
+    assert len(plain) > len(patterns) // 2  # the shortcut covers most real patterns
+    rejected = [(p, e) for p, f in plain if (e := _compile_error(p, f)) is not None]
+    assert rejected == []

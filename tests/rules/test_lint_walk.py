@@ -82,3 +82,41 @@ def test_collector_is_paused_and_restored() -> None:
     with pytest.raises(ValueError), collector_paused():
         raise ValueError
     assert gc.isenabled()
+
+
+def test_objects_made_while_paused_leave_the_young_generation_without_a_collection() -> None:
+    gc.collect()
+    collections = gc.get_stats()[0]["collections"]
+    with collector_paused():
+        made = [[index] for index in range(50_000)]  # tracked objects, far over gen0's threshold
+    assert gc.get_count()[0] < gc.get_threshold()[0]
+    assert gc.get_stats()[0]["collections"] == collections
+    assert gc.get_freeze_count() == 0
+    assert len(made) == 50_000
+
+
+def test_objects_an_application_froze_stay_frozen() -> None:
+    gc.collect()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with collector_paused():
+            made = [[index] for index in range(1_000)]
+        assert gc.get_freeze_count() == frozen
+        assert len(made) == 1_000
+    finally:
+        gc.unfreeze()
+
+
+def test_linted_rules_built_in_bulk_equal_those_built_one_by_one() -> None:
+    regex = ast.Regex("a+b", "")
+    rule = ast.Rule(
+        "t", 9000003, ast.Header("tcp"), condition=ast.Sequence(ast.Buffer("pkt_data"), (regex,))
+    )
+    lines = ["rule ..."]
+    (bulk,) = LintedRule.of_rules("f.shrike", [rule], lines)
+    single = LintedRule("f.shrike", rule, lines)
+    assert bulk == single
+    assert hash(bulk) == hash(single)
+    assert bulk.source_lines is lines
+    assert bulk.regexes == single.regexes == (regex,)

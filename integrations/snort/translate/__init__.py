@@ -17,6 +17,18 @@ from integrations.snort.tokenize import RawOption
 from rules import ast
 
 DEFAULT_BUFFER = ast.Buffer("pkt_data")
+#: Buffers Suricata inspects one instance at a time (header lines, certificates,
+#: queries, files): naming one again in a rule starts a match of its own.
+MULTI_INSTANCE_BUFFERS = frozenset(
+    {
+        "http.request_header",
+        "http.response_header",
+        "tls.certs",
+        "dns.query",
+        "file_data",
+        "file.name",
+    }
+)
 
 
 class Translator(Protocol):
@@ -139,11 +151,19 @@ class RuleBuilder:
             self.add_item(item)
 
     def set_sticky(self, buffer: ast.Buffer) -> None:
-        """A sticky buffer option: later matchers inspect `buffer` from its start."""
+        """A sticky buffer option: later matchers inspect `buffer` from its start.
+
+        Suricata keeps one list per buffer a rule names: naming a buffer again (one
+        that is not inspected per instance) continues its list, so a relative match
+        after it is relative to the buffer's earlier matches."""
         self.sticky = buffer
         self.sticky_at = len(self.entries)
         self.open = None
         self.last = None
+        if self.flavor == "snort2" and buffer.name not in MULTI_INSTANCE_BUFFERS:
+            for entry in self.entries:
+                if isinstance(entry, OpenSequence) and entry.buffer == buffer and not entry.absent:
+                    self.open = entry
 
     def add_transform(self, name: str) -> None:
         if self.sticky is None or (self.open is not None and self.open.items):

@@ -40,18 +40,26 @@ class UnknownTechniqueCheck(_AttackCheck):
     example_good = _RULE_HEAD + "  attack T1046\n}\n"
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         version = context.catalog.attack_version
         for technique_id in linted.rule.techniques:
             if not TECHNIQUE_ID_PATTERN.match(technique_id):
-                yield self.at_token(
-                    linted,
-                    technique_id,
-                    f"{technique_id!r} is not an ATT&CK technique id (expected T1234 or T1234.001)",
+                found.append(
+                    self.at_token(
+                        linted,
+                        technique_id,
+                        f"{technique_id!r} is not an ATT&CK technique id (expected T1234 or T1234.001)",
+                    )
                 )
             elif technique_id not in context.catalog:
-                yield self.at_token(
-                    linted, technique_id, f"{technique_id} is not a technique in ATT&CK v{version}"
+                found.append(
+                    self.at_token(
+                        linted,
+                        technique_id,
+                        f"{technique_id} is not a technique in ATT&CK v{version}",
+                    )
                 )
+        return found
 
 
 class DeprecatedTechniqueCheck(_AttackCheck):
@@ -63,16 +71,20 @@ class DeprecatedTechniqueCheck(_AttackCheck):
     example_good = _RULE_HEAD + "  attack T1571\n}\n"
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         for technique_id in linted.rule.techniques:
             if technique_id in context.catalog:
                 technique = context.catalog.technique(technique_id)
                 if technique.deprecated and not technique.revoked:
-                    yield self.at_token(
-                        linted,
-                        technique_id,
-                        f"{technique_id} ({technique.name}) is deprecated in ATT&CK "
-                        f"v{context.catalog.attack_version}",
+                    found.append(
+                        self.at_token(
+                            linted,
+                            technique_id,
+                            f"{technique_id} ({technique.name}) is deprecated in ATT&CK "
+                            f"v{context.catalog.attack_version}",
+                        )
                     )
+        return found
 
 
 class RevokedTechniqueCheck(_AttackCheck):
@@ -87,16 +99,20 @@ class RevokedTechniqueCheck(_AttackCheck):
     example_good = _RULE_HEAD + "  attack T1059.001\n}\n"
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         for technique_id in linted.rule.techniques:
             if technique_id in context.catalog:
                 technique = context.catalog.technique(technique_id)
                 if technique.revoked:
-                    yield self.at_token(
-                        linted,
-                        technique_id,
-                        f"{technique_id} ({technique.name}) is revoked in ATT&CK "
-                        f"v{context.catalog.attack_version}",
+                    found.append(
+                        self.at_token(
+                            linted,
+                            technique_id,
+                            f"{technique_id} ({technique.name}) is revoked in ATT&CK "
+                            f"v{context.catalog.attack_version}",
+                        )
                     )
+        return found
 
 
 class UnknownTacticCheck(_AttackCheck):
@@ -108,13 +124,17 @@ class UnknownTacticCheck(_AttackCheck):
     example_good = _RULE_HEAD + "  attack T1046\n  tactic TA0007\n}\n"
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         for tactic in linted.rule.tactics:
             if not context.catalog.has_tactic(tactic):
-                yield self.at_token(
-                    linted,
-                    tactic,
-                    f"{tactic!r} is not a tactic in ATT&CK v{context.catalog.attack_version}",
+                found.append(
+                    self.at_token(
+                        linted,
+                        tactic,
+                        f"{tactic!r} is not a tactic in ATT&CK v{context.catalog.attack_version}",
+                    )
                 )
+        return found
 
 
 class TechniqueTacticMismatchCheck(_AttackCheck):
@@ -134,18 +154,20 @@ class TechniqueTacticMismatchCheck(_AttackCheck):
         self._catalog: Any = None
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         rule = linted.rule
         if not rule.tactics or not rule.techniques:
-            return
+            return found
         if context.catalog is not self._catalog:
             self._findings = {}
             self._catalog = context.catalog
         key = (rule.techniques, rule.tactics)
-        found = self._findings.get(key)
-        if found is None:
-            found = self._findings[key] = tuple(self._mismatches(rule, context))
-        for token, message in found:
-            yield self.at_token(linted, token, message)
+        mismatches = self._findings.get(key)
+        if mismatches is None:
+            mismatches = self._findings[key] = tuple(self._mismatches(rule, context))
+        for token, message in mismatches:
+            found.append(self.at_token(linted, token, message))
+        return found
 
     @staticmethod
     def _mismatches(rule: Any, context: LintContext) -> Iterable[tuple[str, str]]:
@@ -192,15 +214,19 @@ class MissingAttackMappingCheck(_AttackCheck):
     example_good = _RULE_HEAD + "  attack T1046\n}\n"
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         if not linted.rule.techniques:
             line, column = token_position(linted, "rule")
-            yield self.diagnostic(
-                linted.path,
-                line,
-                column,
-                f"rule {linted.rule.id} has no ATT&CK technique (add `attack Tnnnn`)",
-                rule_id=str(linted.rule.id),
+            found.append(
+                self.diagnostic(
+                    linted.path,
+                    line,
+                    column,
+                    f"rule {linted.rule.id} has no ATT&CK technique (add `attack Tnnnn`)",
+                    rule_id=str(linted.rule.id),
+                )
             )
+        return found
 
 
 class RedundantParentTechniqueCheck(_AttackCheck):
@@ -215,10 +241,14 @@ class RedundantParentTechniqueCheck(_AttackCheck):
     example_good = _RULE_HEAD + "  attack T1059.001\n}\n"
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         tagged = set(linted.rule.techniques)
         for technique_id in dict.fromkeys(linted.rule.techniques):
             if "." in technique_id and technique_id.split(".", 1)[0] in tagged:
                 parent = technique_id.split(".", 1)[0]
-                yield self.at_token(
-                    linted, parent, f"{parent} is implied by its sub-technique {technique_id}"
+                found.append(
+                    self.at_token(
+                        linted, parent, f"{parent} is implied by its sub-technique {technique_id}"
+                    )
                 )
+        return found

@@ -69,13 +69,17 @@ class NoFastPatternCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         rule = linted.rule
         if linted.sequences and _required_literal(linted) == 0:
-            yield self.at(
-                rule.condition,
-                linted,
-                "no literal content is required for a match, so no fast pattern can be chosen",
+            found.append(
+                self.at(
+                    rule.condition,
+                    linted,
+                    "no literal content is required for a match, so no fast pattern can be chosen",
+                )
             )
+        return found
 
 
 class ShortFastPatternCheck(Check):
@@ -97,16 +101,20 @@ class ShortFastPatternCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         if not linted.sequences:
-            return
+            return found
         longest = _required_literal(linted)
         if 0 < longest < SHORT_PATTERN_BYTES:
-            yield self.at(
-                linted.rule.condition,
-                linted,
-                f"longest required literal is {longest} byte(s); prefer one of at least "
-                f"{SHORT_PATTERN_BYTES}",
+            found.append(
+                self.at(
+                    linted.rule.condition,
+                    linted,
+                    f"longest required literal is {longest} byte(s); prefer one of at least "
+                    f"{SHORT_PATTERN_BYTES}",
+                )
             )
+        return found
 
 
 def _required_literal(linted: LintedRule) -> int:
@@ -156,15 +164,17 @@ class HyperscanIncompatibleRegexCheck(Check):
         found = analyser()
         if context.hyperscan is not None and isinstance(found, LibhsUnavailable):
             return (
-                f"{self.code} {self.name} compiles every regex, which is slow: "
+                f"{self.code} {self.name} compiles every regex that is not plainly supported, "
+                f"which is slow: "
                 f"hs_expression_info is unavailable ({found})"
             )
         return None
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         hyperscan = context.hyperscan
         if hyperscan is None:
-            return
+            return found
         for regex in linted.regexes:
             flags = 0
             for letter in regex.flags:
@@ -178,11 +188,14 @@ class HyperscanIncompatibleRegexCheck(Check):
                 pattern.encode("utf-8", "surrogateescape"), flags, self._compiler(hyperscan)
             )
             if error is not None:
-                yield self.at(
-                    regex,
-                    linted,
-                    f"Hyperscan cannot compile /{regex.pattern}/: {error}",
+                found.append(
+                    self.at(
+                        regex,
+                        linted,
+                        f"Hyperscan cannot compile /{regex.pattern}/: {error}",
+                    )
                 )
+        return found
 
 
 def _compiler(hyperscan: Any) -> Callable[[bytes, int], str | None]:
@@ -215,13 +228,17 @@ class BacktrackingRegexCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         for regex in linted.regexes:
             if _NESTED_QUANTIFIER.search(regex.pattern):
-                yield self.at(
-                    regex,
-                    linted,
-                    f"/{regex.pattern}/ nests unbounded quantifiers and can backtrack exponentially",
+                found.append(
+                    self.at(
+                        regex,
+                        linted,
+                        f"/{regex.pattern}/ nests unbounded quantifiers and can backtrack exponentially",
+                    )
                 )
+        return found
 
 
 def _is_any_address(address: ast.Address) -> bool:
@@ -244,6 +261,7 @@ class MatchesAllTrafficCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         rule = linted.rule
         header = rule.header
         if (
@@ -256,8 +274,11 @@ class MatchesAllTrafficCheck(Check):
             and isinstance(header.source_ports, ast.AnyPort)
             and isinstance(header.destination_ports, ast.AnyPort)
         ):
-            yield self.at(
-                header,
-                linted,
-                f"rule matches every {header.protocol} packet: add endpoints or conditions",
+            found.append(
+                self.at(
+                    header,
+                    linted,
+                    f"rule matches every {header.protocol} packet: add endpoints or conditions",
+                )
             )
+        return found

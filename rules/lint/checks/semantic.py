@@ -70,16 +70,20 @@ class UndefinedVariableCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         reported: set[str] = set()
         for use in variable_uses(linted.rule, linted.condition_nodes):
             if use.name in context.defined_variables or use.name in reported:
                 continue
             reported.add(use.name)
-            yield self.at(
-                use,
-                linted,
-                f"variable ${use.name} is not defined",
+            found.append(
+                self.at(
+                    use,
+                    linted,
+                    f"variable ${use.name} is not defined",
+                )
             )
+        return found
 
 
 # Interval arithmetic over one numeric field: (low, low_closed, high, high_closed).
@@ -91,7 +95,7 @@ def _interval_of(comparison: ast.Comparison) -> _Interval | None:
     value = comparison.value
     if isinstance(value, ast.Range) and comparison.operator in ("==", "in"):
         return (value.low, value.inclusive, value.high, value.inclusive)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS):
         return None
     number = float(value)
     return {
@@ -158,6 +162,7 @@ class ContradictoryConditionsCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         for group in _conjunction_groups(linted.rule.condition):
             narrowed: dict[str, tuple[_Interval, list[ast.Comparison]]] = {}
             reported: set[str] = set()
@@ -177,12 +182,15 @@ class ContradictoryConditionsCheck(Check):
                 integral = all(isinstance(c.value, (int, ast.Range)) for c in involved)
                 if _is_empty(combined, integral=integral):
                     reported.add(name)
-                    yield self.at(
-                        operand,
-                        linted,
-                        f"conditions on {name} can never hold together: "
-                        + " and ".join(_describe(c) for c in involved),
+                    found.append(
+                        self.at(
+                            operand,
+                            linted,
+                            f"conditions on {name} can never hold together: "
+                            + " and ".join(_describe(c) for c in involved),
+                        )
                     )
+        return found
 
 
 def _describe(comparison: ast.Comparison) -> str:
@@ -195,11 +203,18 @@ def _describe(comparison: ast.Comparison) -> str:
     return f"{comparison.field.name} {comparison.operator} {text}"
 
 
+# Type tuples for isinstance: a `A | B` union in the call would be built on every call.
+_NUMBERS = (int, float)
+_MATCHES = (ast.Content, ast.Regex)
+_BYTE_OPERATIONS = (ast.ByteJump, ast.ByteExtract, ast.ByteMath, ast.ByteTest)
+_CURSOR_TESTS = (ast.IsDataAt, ast.Base64Decode)
+
+
 # Matchers that leave the cursor somewhere a later relative matcher can start from.
 def _sets_cursor(item: ast.SequenceItem) -> bool:
-    if isinstance(item, ast.Content | ast.Regex):
+    if isinstance(item, _MATCHES):
         return not item.negated
-    return isinstance(item, ast.ByteJump | ast.ByteExtract | ast.ByteMath | ast.ByteTest)
+    return isinstance(item, _BYTE_OPERATIONS)
 
 
 def _is_relative(item: ast.SequenceItem) -> bool:
@@ -207,9 +222,9 @@ def _is_relative(item: ast.SequenceItem) -> bool:
         return item.distance is not None or item.within is not None
     if isinstance(item, ast.Regex):
         return "R" in item.flags
-    if isinstance(item, ast.ByteTest | ast.ByteJump | ast.ByteExtract | ast.ByteMath):
+    if isinstance(item, _BYTE_OPERATIONS):
         return item.relative
-    if isinstance(item, ast.IsDataAt | ast.Base64Decode):
+    if isinstance(item, _CURSOR_TESTS):
         return item.relative
     return False
 
@@ -233,17 +248,21 @@ class RelativeWithoutAnchorCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         for sequence in linted.sequences:
             anchored = False
             for item in sequence.items:
                 if _is_relative(item) and not anchored:
-                    yield self.at(
-                        item,
-                        linted,
-                        f"relative {type(item).__name__.lower()} in {sequence.buffer.name} has no "
-                        "earlier match to be relative to",
+                    found.append(
+                        self.at(
+                            item,
+                            linted,
+                            f"relative {type(item).__name__.lower()} in {sequence.buffer.name} has no "
+                            "earlier match to be relative to",
+                        )
                     )
                 anchored = anchored or _sets_cursor(item)
+        return found
 
 
 class WindowWithoutKeyCheck(Check):
@@ -265,13 +284,17 @@ class WindowWithoutKeyCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         window = linted.rule.window
         if window is not None and not window.group_by:
-            yield self.at(
-                window,
-                linted,
-                "window has no `by` key; add one such as `by src.ip`",
+            found.append(
+                self.at(
+                    window,
+                    linted,
+                    "window has no `by` key; add one such as `by src.ip`",
+                )
             )
+        return found
 
 
 def _bit_key(bits: ast.Flowbits, name: str) -> tuple[str, str]:
@@ -379,6 +402,7 @@ class ContentLongerThanBoundCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         for sequence in linted.sequences:
             for item in sequence.items:
                 if not isinstance(item, ast.Content) or item.negated:
@@ -386,12 +410,15 @@ class ContentLongerThanBoundCheck(Check):
                 for bound_name in ("depth", "within"):
                     bound = getattr(item, bound_name)
                     if isinstance(bound, int) and bound < len(item.pattern):
-                        yield self.at(
-                            item,
-                            linted,
-                            f"{bound_name} {bound} is shorter than the {len(item.pattern)}-byte "
-                            "pattern, so it can never match",
+                        found.append(
+                            self.at(
+                                item,
+                                linted,
+                                f"{bound_name} {bound} is shorter than the {len(item.pattern)}-byte "
+                                "pattern, so it can never match",
+                            )
                         )
+        return found
 
 
 def _has_ports(port: ast.Port) -> bool:
@@ -410,16 +437,20 @@ class PortsOnPortlessProtocolCheck(Check):
     example_good = 'rule "Ping" {\n  id 9200009\n  match icmp from any to any\n}\n'
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         header = linted.rule.header
         if header.protocol.lower() not in PORTLESS_PROTOCOLS:
-            return
+            return found
         for port in (header.source_ports, header.destination_ports):
             if _has_ports(port):
-                yield self.at(
-                    port,
-                    linted,
-                    f"{header.protocol} packets have no ports; this port condition never holds",
+                found.append(
+                    self.at(
+                        port,
+                        linted,
+                        f"{header.protocol} packets have no ports; this port condition never holds",
+                    )
                 )
+        return found
 
 
 _CONFLICTING_FLOW = (
@@ -444,18 +475,22 @@ class ConflictingFlowOptionsCheck(Check):
     example_good = 'rule "One way" {\n  id 9200010\n  match tcp to_server established\n}\n'
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         flow = linted.rule.header.flow
         if len(flow) < 2:
-            return
+            return found
         options = set(flow)
         for pair in _CONFLICTING_FLOW:
             if pair <= options:
                 first, second = sorted(pair)
-                yield self.at(
-                    linted.rule.header,
-                    linted,
-                    f"flow options {first} and {second} exclude each other",
+                found.append(
+                    self.at(
+                        linted.rule.header,
+                        linted,
+                        f"flow options {first} and {second} exclude each other",
+                    )
                 )
+        return found
 
 
 class DuplicateVariableCheck(Check):

@@ -24,15 +24,19 @@ class MissingSeverityCheck(Check):
     example_good = 'rule "Telnet login" {\n  id 9500001\n  severity low\n  match tcp from any to any port 23\n}\n'
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         if linted.rule.severity is None:
             line, column, _, _ = position(linted.rule, linted)
-            yield self.diagnostic(
-                linted.path,
-                line,
-                column,
-                f"rule {linted.rule.id} has no severity",
-                rule_id=str(linted.rule.id),
+            found.append(
+                self.diagnostic(
+                    linted.path,
+                    line,
+                    column,
+                    f"rule {linted.rule.id} has no severity",
+                    rule_id=str(linted.rule.id),
+                )
             )
+        return found
 
 
 class TitleFormatCheck(Check):
@@ -52,6 +56,7 @@ class TitleFormatCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         title = linted.rule.title
         problems = []
         if not title.strip():
@@ -65,13 +70,16 @@ class TitleFormatCheck(Check):
                 problems.append(f"is {len(title)} characters long (max {MAX_TITLE_LENGTH})")
         if problems:
             line, column, _, _ = position(linted.rule, linted)
-            yield self.diagnostic(
-                linted.path,
-                line,
-                column,
-                "title " + " and ".join(problems),
-                rule_id=str(linted.rule.id),
+            found.append(
+                self.diagnostic(
+                    linted.path,
+                    line,
+                    column,
+                    "title " + " and ".join(problems),
+                    rule_id=str(linted.rule.id),
+                )
             )
+        return found
 
 
 class DuplicateTechniqueCheck(Check):
@@ -86,18 +94,22 @@ class DuplicateTechniqueCheck(Check):
     example_good = 'rule "Scan" {\n  id 9500003\n  match tcp from any to any\n  attack T1046\n}\n'
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         seen: set[str] = set()
         for technique_id in linted.rule.techniques:
             if technique_id in seen:
                 line, column = token_position(linted, technique_id)
-                yield self.diagnostic(
-                    linted.path,
-                    line,
-                    column,
-                    f"{technique_id} is listed more than once",
-                    rule_id=str(linted.rule.id),
+                found.append(
+                    self.diagnostic(
+                        linted.path,
+                        line,
+                        column,
+                        f"{technique_id} is listed more than once",
+                        rule_id=str(linted.rule.id),
+                    )
                 )
             seen.add(technique_id)
+        return found
 
 
 class UnknownSuppressionCheck(Check):
@@ -139,16 +151,20 @@ class ReservedRuleIdCheck(Check):
     example_good = 'rule "Local" {\n  id 9500005\n  match tcp from any to any port 23\n}\n'
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         if linted.rule.id < FIRST_LOCAL_RULE_ID:
             line, column = token_position(linted, str(linted.rule.id))
-            yield self.diagnostic(
-                linted.path,
-                line,
-                column,
-                f"id {linted.rule.id} is in the range reserved for Snort rules "
-                f"(use {FIRST_LOCAL_RULE_ID:,} or above)",
-                rule_id=str(linted.rule.id),
+            found.append(
+                self.diagnostic(
+                    linted.path,
+                    line,
+                    column,
+                    f"id {linted.rule.id} is in the range reserved for Snort rules "
+                    f"(use {FIRST_LOCAL_RULE_ID:,} or above)",
+                    rule_id=str(linted.rule.id),
+                )
             )
+        return found
 
 
 class UselessNocaseCheck(Check):
@@ -167,14 +183,18 @@ class UselessNocaseCheck(Check):
     )
 
     def check_rule(self, linted: LintedRule, context: LintContext) -> Iterable[Diagnostic]:
+        found: list[Diagnostic] = []
         for sequence in linted.sequences:
             for item in sequence.items:
                 if isinstance(item, ast.Content) and item.nocase and not _has_letters(item.pattern):
-                    yield self.at(
-                        item,
-                        linted,
-                        "nocase has no effect: the pattern contains no letters",
+                    found.append(
+                        self.at(
+                            item,
+                            linted,
+                            "nocase has no effect: the pattern contains no letters",
+                        )
                     )
+        return found
 
 
 def _has_letters(pattern: bytes) -> bool:

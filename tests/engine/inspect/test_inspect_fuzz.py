@@ -25,6 +25,9 @@ SEEDS = [
     struct.pack(">H", 29)
     + b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\xc0\x0c\x00\x01\x00\x01",
     b"SSH-2.0-x\r\n",
+    # HTTP/2 preface, SETTINGS, then a HEADERS frame (HPACK: GET, /, http, :authority a)
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    + b"\x00\x00\x06\x01\x05\x00\x00\x00\x01\x82\x84\x86\x41\x01a",
     b"EHLO a\r\nMAIL FROM:<x@y>\r\nRCPT TO:<z>\r\nDATA\r\nbody\r\n.\r\nBDAT 5 LAST\r\nabcde",
 ]
 

@@ -30,3 +30,13 @@ def test_not_has_key_requires_the_key_absent() -> None:
     assert not matches(on_packet, want)
     assert matches(on_packet, {"alert.signature_id": 1, "pcap_cnt": 7})
     assert not matches(on_packet, {"alert.signature_id": 2})
+
+
+def test_field_paths_read_list_items_and_lengths() -> None:
+    matches = BENCH._matches
+    record = {"vlan": [23, 6], "packet": "RQAA", "alert": {"signature_id": 1}}
+    assert matches(record, {"vlan[0]": 23, "vlan[1]": 6})
+    assert not matches(record, {"vlan[2]": 23})
+    assert matches(record, {"packet.__len": 4})
+    assert not matches(record, {"packet.__len": 8})
+    assert not matches({"alert": {"signature_id": 1}}, {"vlan[0]": 23})

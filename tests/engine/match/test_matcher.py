@@ -341,6 +341,27 @@ def test_eve_record_of_an_icmp_alert() -> None:
     assert rec["packet_info"] == {"linktype": 1, "linktype_name": "EN10MB"}
 
 
+def test_eve_record_logs_the_packet_and_its_vlan() -> None:
+    import base64
+
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    from engine.eve import alert_record
+
+    m = matcher_for('rule "ping" { id 31 match icmp where icmp.type == 8 }')
+    frame = (
+        Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+        / Dot1Q(vlan=23)
+        / IP(src="10.1.1.1", dst="10.1.1.2")
+        / ICMP(type=8)
+    )
+    rec = alert_record(run_packets(m, [frame])[0])
+    assert rec["vlan"] == [23]
+    assert base64.b64decode(rec["packet"]) == bytes(frame)
+    plain = alert_record(run_packets(m, [IP(src="10.1.1.1", dst="10.1.1.2") / ICMP(type=8)])[0])
+    assert "vlan" not in plain
+
+
 def test_alert_on_ipv6_packet_carries_the_addresses() -> None:
     from scapy.layers.inet6 import IPv6
 

@@ -58,3 +58,39 @@ def test_flow_first_seen_at_its_syn_ack_has_the_sender_as_server() -> None:
     for alert in run_packets(matcher_for(RULES), server_only()):
         assert not alert.to_server
         assert (alert.match.flow.src_ip, alert.match.flow.src_port) == (C, 40000)
+
+
+def test_stream_size_counts_each_sides_sequence_space() -> None:
+    from tests.engine.match.traffic import data, handshake, matcher_for, run_packets
+
+    def r(rid: int, cond: str) -> str:
+        return f'rule "s{rid}" {{ id {rid} match tcp where {cond} }}\n'
+
+    text = r(1, "stream.size.client == 1")  # the SYN only
+    text += r(2, "stream.size.client == 6")  # SYN + "hello"
+    text += r(3, "stream.size.server == 4")  # SYN-ACK + "abc"
+    text += r(4, "stream.size.both > 3")
+    text += r(5, "stream.size.either > 5")
+    m = matcher_for(text)
+    pkts = [
+        *handshake(),
+        data(b"hello"),
+        data(b"abc", to_server=False, seq=501),
+        data(b"hello", seq=101),  # a retransmission adds nothing
+    ]
+    got = sorted((a.match.rule_id, a.match.packet) for a in run_packets(m, pkts))
+    assert got == [
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (2, 4),
+        (2, 5),
+        (2, 6),
+        (3, 5),
+        (3, 6),
+        (4, 5),
+        (4, 6),
+        (5, 4),
+        (5, 5),
+        (5, 6),
+    ]

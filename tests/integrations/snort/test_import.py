@@ -105,6 +105,32 @@ def test_suricata_sticky_buffers_transforms_and_late_modifiers() -> None:
     assert sni == ast.Sequence(ast.Buffer("tls.sni"), (ast.Content(b"x", startswith=True),))
 
 
+def test_suricata_naming_a_buffer_again_continues_its_matches() -> None:
+    rule = one(
+        'content:"GET"; tcp.hdr; content:"|00 50|"; offset:2; depth:2; '
+        'tcp.hdr; content:"|50 18|"; distance:8; within:2;',
+        "snort2",
+    )
+    payload, header = parts(rule)
+    assert payload == ast.Sequence(ast.Buffer("pkt_data"), (ast.Content(b"GET"),))
+    assert header == ast.Sequence(
+        ast.Buffer("tcp.hdr"),
+        (
+            ast.Content(b"\x00\x50", offset=2, depth=2),
+            ast.Content(b"\x50\x18", distance=8, within=2),
+        ),
+    )
+    # a buffer inspected per instance starts a match of its own each time
+    lines = parts(
+        one(
+            'http.request_header; content:"a"; http.request_header; content:"b"; distance:0;',
+            "snort2",
+            head="alert http any any -> any any",
+        )
+    )
+    assert len(lines) == 2
+
+
 def test_flavor_decides_whether_http_uri_after_content_is_sticky() -> None:
     body = 'content:"a"; http_uri; content:"b";'
     snort2 = parts(one(body, "snort2"))
