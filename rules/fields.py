@@ -94,6 +94,8 @@ _FLOW: tuple[tuple[str, str, str], ...] = (
     ("stream.size.both", "int", "bytes both ways (Snort stream_size both)"),
     ("stream.size.either", "int", "bytes either way (Snort stream_size either)"),
     ("app.protocol", "string", "detected application protocol (Suricata app-layer-protocol)"),
+    ("app.protocol.to_server", "string", "the protocol the client's data shows"),
+    ("app.protocol.to_client", "string", "the protocol the server's data shows"),
     ("http.uri.len", "int", "normalized URI length (Snort urilen)"),
     ("http.uri.raw.len", "int", "raw URI length (Snort urilen raw)"),
     ("tls.version", "string", "negotiated TLS version"),

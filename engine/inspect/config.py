@@ -95,11 +95,14 @@ class PacketContext:
     order. `stream` is this direction's in-order bytes ending with what this
     packet made available (at most `stream_window` bytes): `stream_new` of them
     at its end are new, and `stream_offset` is the direction's byte offset of
-    `stream[0]`.
+    `stream[0]`. `protocols` is what each direction's own data showed (to the
+    server, to the client; None while undecided): they differ when a client
+    speaks another protocol than its server.
     """
 
     __slots__ = (
         "app_proto",
+        "protocols",
         "buffers",
         "more",
         "stream",
@@ -117,8 +120,10 @@ class PacketContext:
         stream_new: int = 0,
         stream_offset: int = 0,
         more: tuple[dict[str, bytes], ...] = (),
+        protocols: tuple[str | None, str | None] = (None, None),
     ) -> None:
         self.app_proto = app_proto
+        self.protocols = protocols
         self.to_server = to_server
         self.buffers = buffers
         self.stream = stream

@@ -247,6 +247,14 @@ class Inspector:
         data = payload if isinstance(payload, bytes) else bytes(payload)
         st.segments += 1
         new = sd.segment(seq, flags, data, cfg, st)
+        if fs.app is not None and new and fs.verdict[d] == UNDECIDED:
+            # the flow's protocol is known from the other side: what does this side speak?
+            whole = sd.delivered == len(sd.window)
+            head = bytes(sd.window[:64]) if whole else new[:64]
+            found = detect_tcp(head, d == fs.client, sport, dport)
+            if found == UNDECIDED and (not whole or len(head) >= 64):
+                found = None  # no more bytes will tell
+            fs.verdict[d] = found
         if sd.gapped and fs.parse and fs.app is not None:
             fs.parse = False  # a parser cannot resynchronise after lost bytes
             fs.state = None
@@ -262,6 +270,7 @@ class Inspector:
         else:
             stream, stream_new, offset = None, 0, sd.delivered
         self._account(flow, fs)
+        client = fs.client
         return PacketContext(
             fs.app,
             to_server,
@@ -270,6 +279,7 @@ class Inspector:
             stream_new,
             offset,
             tuple(results[1:]),
+            (fs.verdict[client] or None, fs.verdict[1 - client] or None),
         )
 
     def _run_app(

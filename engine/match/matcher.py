@@ -149,6 +149,7 @@ class _Packet:
         "established",
         "gen",
         "payload",
+        "protocols",
         "row",
         "slot",
         "to_server",
@@ -182,6 +183,7 @@ class _Packet:
         self.ts = int(row["ts"]) / 1e9
         self.wirelen = int(batch.wirelens[int(row["pkt"])]) if batch is not None else 0
         self._cache: dict[str, Any] = {}
+        self.protocols: tuple[str | None, str | None] = (None, None)  # each direction's
 
     def with_payload(self, payload: bytes) -> _Packet:
         """The same packet with `payload` as its packet data (a reassembled stream window)."""
@@ -245,6 +247,10 @@ class _Packet:
             return "established" if self.established else "new"
         if name == "app.protocol":
             return self.app_proto
+        if name == "app.protocol.to_server":
+            return self.protocols[0]
+        if name == "app.protocol.to_client":
+            return self.protocols[1]
         if name == "dns.opcode":
             return self._dns_opcode(proto)
         if name == "dns.rrtype":
@@ -497,6 +503,7 @@ class _TxView:
     tx: _Transaction
     stream: bytes | None = None  # TCP: this direction's reassembled window (PacketContext)
     stream_new: int = 0  # bytes at the end of `stream` this packet made available
+    protocols: tuple[str | None, str | None] = (None, None)  # each direction's own
 
 
 @dataclass(slots=True)
@@ -540,17 +547,29 @@ class _RuleArrays:
         )
 
 
+def _protocols(ctx: Any) -> tuple[str | None, str | None]:
+    return getattr(ctx, "protocols", (None, None))
+
+
+#: The detected-protocol fields: the flow's, and each direction's own.
+_PROTOCOL_FIELDS = frozenset({"app.protocol", "app.protocol.to_server", "app.protocol.to_client"})
+#: Flow options a protocol-detection-only rule may have: Suricata keeps a bare
+#: direction as a signature flag, not as a test.
+_DIRECTIONS = frozenset({"to_server", "to_client", "from_server", "from_client"})
+
+
 def _detection_only(rule: CompiledRule) -> bool:
-    """Whether a rule on a transport tests nothing but `app.protocol` (no flow options,
-    no payload): Suricata matches such a rule only on the packet that completed the
-    flow's protocol detection."""
+    """Whether a rule on a transport tests nothing but the detected protocol (no flow
+    options but a direction, no payload): Suricata matches such a rule only on the
+    packet that completed the flow's protocol detection (in the rule's direction,
+    when it names one)."""
     r = rule.rule
     cond = r.condition
-    if r.header.flow or cond is None or rule.app_protocol is not None:
+    if not set(r.header.flow) <= _DIRECTIONS or cond is None or rule.app_protocol is not None:
         return False
     parts = cond.operands if isinstance(cond, rules_ast.And) else (cond,)
     return all(
-        isinstance(c, rules_ast.Comparison) and c.field.name == "app.protocol" for c in parts
+        isinstance(c, rules_ast.Comparison) and c.field.name in _PROTOCOL_FIELDS for c in parts
     )
 
 
@@ -631,6 +650,10 @@ class Matcher:
         # flow slot -> (generation, protocol) the inspector last reported for it
         self._detected: dict[int, tuple[int, str]] = {}
         self._detected_rows: set[int] = set()  # rows of this batch that detected a protocol
+        # (flow slot, direction) -> (generation, protocol) its own data showed, and the
+        # rows of this batch at which a direction's protocol became known
+        self._detected_sides: dict[tuple[int, int], tuple[int, str]] = {}
+        self._detected_side_rows: set[int] = set()
 
     def swap(self, ruleset: CompiledRuleset) -> None:
         """Use `ruleset` from the next batch on."""
@@ -1401,6 +1424,7 @@ class Matcher:
         keep_rows = bool(self._loaded.arrays.reads_app.any())
         flows_i = row_flow[idx]
         self._detected_rows = set()
+        self._detected_side_rows = set()
         detected = self._detected
         for i, slot, g, to_server, pr, sp, dp, fl, seq, s, n, ts in columns:
             fresh = seen.get(slot) != g
@@ -1426,6 +1450,11 @@ class Matcher:
                 # the flow's protocol became known, or changed (HTTP/2 found to carry DNS)
                 detected[slot] = (g, ctx.app_proto)
                 self._detected_rows.add(i)
+            own = _protocols(ctx)[0 if to_server else 1]
+            side = (slot, 0 if to_server else 1)
+            if own is not None and self._detected_sides.get(side) != (g, own):
+                self._detected_sides[side] = (g, own)
+                self._detected_side_rows.add(i)
             for more in getattr(ctx, "more", ()):
                 extras.append((i, self._transaction(slot, False, _More(ctx.app_proto, more))))
         if keep_rows and idx.shape[0]:
@@ -1532,7 +1561,7 @@ class Matcher:
             elif len(stream) > stream_new + STREAM_CONTEXT:
                 stream = stream[-(stream_new + STREAM_CONTEXT) :]
         if not new:
-            return _TxView(ctx.app_proto, {}, tx, stream, stream_new)
+            return _TxView(ctx.app_proto, {}, tx, stream, stream_new, _protocols(ctx))
         if any(name in new for name in _TX_START):
             tx = _Transaction(tx.number + 1)
             self._txs[slot] = tx
@@ -1542,7 +1571,7 @@ class Matcher:
             response = "http.stat_code" in new or "http.response_line" in new
             name = "http.response_header" if response else "http.request_header"
             tx.buffers[name] = header_lines(raw_head)
-        return _TxView(ctx.app_proto, dict(tx.buffers), tx, stream, stream_new)
+        return _TxView(ctx.app_proto, dict(tx.buffers), tx, stream, stream_new, _protocols(ctx))
 
     def _evaluate(
         self,
@@ -1587,11 +1616,15 @@ class Matcher:
                     ctx.buffers if ctx is not None else {},
                     ctx.app_proto if ctx is not None else None,
                 )
+                if ctx is not None:
+                    packet.protocols = _protocols(ctx)
             assert packet is not None
             if passed:
                 continue
             rule = rs.rules[k]
-            if detection_only[k] and r not in self._detected_rows:
+            if detection_only[k] and r not in (
+                self._detected_side_rows if rule.direction >= 0 else self._detected_rows
+            ):
                 continue
             target = packet
             if on_stream:

@@ -265,9 +265,13 @@ def _comparison(node: ast.Comparison, writer: _Writer) -> None:
             raise Unexpressible(f"{name} compared with {value!r}")
         op = "=" if node.operator == "==" else node.operator
         writer.add("stream_size", f"{name.rsplit('.', 1)[1]},{op},{value}")
-    elif name == "app.protocol" and node.operator in ("==", "!=") and isinstance(value, str):
+    elif (
+        name.startswith("app.protocol") and node.operator in ("==", "!=") and isinstance(value, str)
+    ):
         negation = "!" if node.operator == "!=" else ""
-        writer.add("app-layer-protocol", f"{negation}{value}", foreign=True)
+        direction = name[len("app.protocol.") :] if name != "app.protocol" else ""
+        mode = f",{direction}" if direction else ""
+        writer.add("app-layer-protocol", f"{negation}{value}{mode}", foreign=True)
     elif name == "dns.rrtype":  # Suricata multi-integer: `value[,index]`
         index = "" if node.index is None else f",{node.index}"
         writer.add(name, _number_test(node) + index, foreign=True)

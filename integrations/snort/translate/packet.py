@@ -239,13 +239,20 @@ class AppProtocol:
     def translate(self, option: RawOption, rule: RuleBuilder) -> None:
         text = _value(option)
         head, sep, mode = text.partition(",")
+        field_name = "app.protocol"
         if sep and mode.strip() == "exact":
             text = head.strip()
+        elif sep and mode.strip() in ("to_server", "to_client"):
+            # the protocol that direction's own data shows (Suricata's alproto_ts/_tc)
+            text = head.strip()
+            field_name = f"app.protocol.{mode.strip()}"
         negated = text.startswith("!")
         name = text[1:].strip() if negated else text
         if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
             raise Decline(f"cannot read app-layer-protocol {text!r}")
-        field_ref = ast.FieldRef("app.protocol")
+        if field_name != "app.protocol" and name == "http1":
+            name = "http"  # the inspector's name for HTTP/1
+        field_ref = ast.FieldRef(field_name)
         rule.add_condition(ast.Comparison(field_ref, "!=" if negated else "==", name))
 
 

@@ -191,3 +191,22 @@ def test_held_alerts_are_released_when_the_other_side_shows_up() -> None:
     # as if they had not been held: on the packets that carried the requests
     assert [(a.match.rule_id, a.match.packet) for a in alerts] == [(1, 1), (1, 2)]
     assert m.finish() == []
+
+
+def test_each_direction_has_its_own_protocol() -> None:
+    text = (
+        'rule "http client, ssh server" { id 1 match tcp to_client '
+        'where app.protocol.to_server == "http" and app.protocol.to_client == "ssh" }'
+        'rule "any packet of it" { id 2 match tcp to_client '
+        'where app.protocol.to_client == "ssh" and dsize > 0 }'
+    )
+    packets = [
+        *handshake(sp=22),
+        data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", sp=22),
+        data(b"SSH-2.0-OpenSSH_6.6.1\r\n", to_server=False, sp=22, seq=501),
+        data(b"Protocol mismatch.\n", to_server=False, sp=22, seq=524),
+    ]
+    alerts = run_packets(matcher_for(text, inspector=Inspector()), packets)
+    # the protocol-only rule once, where the server's side was detected; the other on
+    # each of the server's packets
+    assert [(a.match.rule_id, a.match.packet) for a in alerts] == [(1, 5), (2, 5), (2, 6)]

@@ -94,6 +94,7 @@ def test_alerts_name_their_transaction_and_log_its_http_fields() -> None:
 def test_a_rule_on_the_detected_protocol_alone_matches_where_detection_happened() -> None:
     text = 'rule "pd" { id 1 match tcp where app.protocol == "http" }\n'
     text += 'rule "dir" { id 2 match tcp to_server where app.protocol == "http" }\n'
+    text += 'rule "est" { id 3 match tcp established to_server where app.protocol == "http" }\n'
     m = matcher_for(text, inspector=Inspector())
     keep = REQUEST.replace(b"Connection: close", b"Connection: keep-alive")
     pkts = [
@@ -103,6 +104,7 @@ def test_a_rule_on_the_detected_protocol_alone_matches_where_detection_happened(
         data(keep, seq=101 + len(keep)),
     ]
     got = sorted((a.match.rule_id, a.match.packet) for a in run_packets(m, pkts))
-    # the protocol-only rule once, on the request that revealed HTTP; with a flow
-    # option it is an ordinary packet rule
-    assert got == [(1, 4), (2, 4), (2, 6)]
+    # the protocol-only rules once, on the request that revealed HTTP (a bare direction
+    # is a signature flag in Suricata, not a test); with another flow option it is an
+    # ordinary packet rule
+    assert got == [(1, 4), (2, 4), (3, 4), (3, 6)]

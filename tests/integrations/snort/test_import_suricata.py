@@ -77,7 +77,7 @@ def test_app_layer_protocol_exact_is_the_equality_test() -> None:
     rule = one("app-layer-protocol:dns,exact;")
     assert rule.condition == ast.Comparison(ast.FieldRef("app.protocol"), "==", "dns")
     result = import_text(
-        "alert tcp any any -> any any (app-layer-protocol:http,to_server; sid:1;)", "t.rules"
+        "alert tcp any any -> any any (app-layer-protocol:http,final; sid:1;)", "t.rules"
     )
     assert not result.rules[0].enabled
 
@@ -292,3 +292,21 @@ def test_flowint_tests_and_changes() -> None:
     for bad in ("flowint:count,isset,3;", "flowint:count,+;", "flowint:count,*,2;"):
         result = import_text(f"alert tcp any any -> any any ({bad} sid:1;)", "t.rules")
         assert not result.rules[0].enabled, bad
+
+
+def test_app_layer_protocol_of_one_direction() -> None:
+    rule = one(
+        "flow:to_client; app-layer-protocol:http1,to_server; app-layer-protocol:!ssh,to_client;"
+    )
+    assert rule.condition == ast.And(
+        (
+            ast.Comparison(ast.FieldRef("app.protocol.to_server"), "==", "http"),
+            ast.Comparison(ast.FieldRef("app.protocol.to_client"), "!=", "ssh"),
+        )
+    )
+    exported = export_rules([rule]).text
+    assert "app-layer-protocol:http,to_server; app-layer-protocol:!ssh,to_client" in exported
+    (back,) = import_text(exported, "b.rules").rules
+    assert back.condition == rule.condition
+    result = import_text("alert tcp any any -> any any (app-layer-protocol:tls,final; sid:1;)", "t")
+    assert not result.rules[0].enabled
