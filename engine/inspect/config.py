@@ -102,9 +102,9 @@ class PacketContext:
 
     __slots__ = (
         "app_proto",
-        "protocols",
         "buffers",
         "more",
+        "protocols",
         "stream",
         "stream_new",
         "stream_offset",
