@@ -210,9 +210,13 @@ def _slot_constructor(cls: type) -> Any:
     slot directly.
 
     A frozen dataclass's `__init__` goes through `object.__setattr__` once per field,
-    which is most of the cost of building a small node; this stores the same values
-    through the slot descriptors.  Only for classes without `__post_init__` or default
-    factories (else the class itself is returned).
+    which is most of the cost of building a small node.  This builds the node as an
+    instance of an unfrozen twin class with the same slots (`_open_twin`), stores
+    the fields with plain attribute stores and then gives the node its real class,
+    which CPython allows between classes of the same layout.  Where the twin is
+    refused, the fields are stored through the slot descriptors instead.  Only for
+    classes without `__post_init__` or default factories (else the class itself is
+    returned).
     """
     fields = dataclasses.fields(cls)
     if hasattr(cls, "__post_init__") or any(
@@ -232,10 +236,45 @@ def _slot_constructor(cls: type) -> Any:
             params.append(f"{field.name}=default_{field.name}")
         slot = next(k.__dict__[field.name] for k in cls.__mro__ if field.name in k.__dict__)
         namespace["set_" + field.name] = slot.__set__
-    stores = "".join(f"    set_{field.name}(node, {field.name})\n" for field in fields)
-    source = f"def build({', '.join(params)}):\n    node = new(cls)\n{stores}    return node\n"
+    twin = _open_twin(cls)
+    if twin is not None:
+        namespace["twin"] = twin
+        stores = "".join(f"    node.{field.name} = {field.name}\n" for field in fields)
+        body = f"    node = new(twin)\n{stores}    node.__class__ = cls\n"
+    else:
+        stores = "".join(f"    set_{field.name}(node, {field.name})\n" for field in fields)
+        body = f"    node = new(cls)\n{stores}"
+    source = f"def build({', '.join(params)}):\n{body}    return node\n"
     exec(source, namespace)
     return namespace["build"]
+
+
+_TWINS: dict[type, type] = {object: object}
+
+
+def _open_twin(cls: type) -> type | None:
+    """A class with the same slots as `cls` and its bases but no frozen `__setattr__`,
+    whose instances may take `cls` as their class; None when CPython refuses that.
+
+    CPython allows it for a class directly under `object` (Span, the most common
+    node by far) and for classes that add no slots of their own; a node class that
+    adds slots to `Node` has a layout CPython will not match with a twin.
+    """
+    twin = _TWINS.get(cls)
+    if twin is None:
+        if len(cls.__bases__) != 1 or "__slots__" not in cls.__dict__:
+            return None
+        base = _open_twin(cls.__bases__[0])
+        if base is None:
+            return None
+        twin = type(f"_Open{cls.__name__}", (base,), {"__slots__": cls.__dict__["__slots__"]})
+        probe: Any = object.__new__(twin)
+        try:
+            probe.__class__ = cls
+        except TypeError:
+            return None
+        _TWINS[cls] = twin
+    return twin
 
 
 class _Constructors:

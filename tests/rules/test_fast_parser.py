@@ -356,5 +356,9 @@ def test_node_constructors_take_the_classes_own_arguments(cls: type) -> None:
     expected = cls(**values)
     assert type(built) is cls
     assert built == expected
+    assert hash(built) == hash(expected)
+    field = dataclasses.fields(cls)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(built, field, getattr(built, field))
     for field in dataclasses.fields(cls):
         assert getattr(built, field.name) == getattr(expected, field.name)
