@@ -10,6 +10,7 @@ packet-header comparisons that numpy can evaluate for a whole batch at once.
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -23,6 +24,16 @@ from engine.match.sets import AddressSet
 from rules import ast
 from rules.fields import INDEXED_FIELDS, is_buffer
 from rules.variables import VariableTable
+
+#: The comparison operators of conditions.
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 TCP_FLAG_BITS = {
     "F": 0x01,
@@ -132,17 +143,9 @@ def _scalar_test(cmp: ast.Comparison, variables: VariableTable) -> Callable[[Any
             return lambda v: (v is not None) == (op == "==")
         return lambda v: v is not None and (v in addresses) == (op == "==")
     rhs = _plain(value)
-    ops: dict[str, Callable[[Any, Any], bool]] = {
-        "==": lambda a, b: a == b,
-        "!=": lambda a, b: a != b,
-        "<": lambda a, b: a < b,
-        "<=": lambda a, b: a <= b,
-        ">": lambda a, b: a > b,
-        ">=": lambda a, b: a >= b,
-    }
-    if op not in ops:
+    if op not in _COMPARE:
         raise ConditionError(f"operator {op} does not apply to {cmp.field.name}")
-    f = ops[op]
+    f = _COMPARE[op]
 
     def test(v: Any) -> bool:
         if v is None:
@@ -193,15 +196,7 @@ def _compile_comparison(cmp: ast.Comparison, variables: VariableTable) -> Predic
         return stream_sizes
     if isinstance(cmp.value, ast.FieldRef):
         other = cmp.value.name
-        ops: dict[str, Callable[[Any, Any], bool]] = {
-            "==": lambda a, b: a == b,
-            "!=": lambda a, b: a != b,
-            "<": lambda a, b: a < b,
-            ">": lambda a, b: a > b,
-            "<=": lambda a, b: a <= b,
-            ">=": lambda a, b: a >= b,
-        }
-        f = ops[cmp.operator]
+        f = _COMPARE[cmp.operator]
         return lambda p, s: f(p.field(name), p.field(other))
     if is_buffer(name):
         # a buffer compared with a string: equality on its bytes
@@ -308,16 +303,6 @@ def _compile_sequence(seq: ast.Sequence) -> Predicate:
     return sequence
 
 
-_INT_TESTS: dict[str, Callable[[int, int], bool]] = {
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
-
-
 def _compile_flowint(node: ast.Flowint) -> Predicate:
     """A `flowint` test: an unset variable fails every comparison; a name on the right
     reads that variable, 0 when unset (Suricata's semantics)."""
@@ -326,7 +311,7 @@ def _compile_flowint(node: ast.Flowint) -> Predicate:
         return lambda p, s: name in p.flow_ints()
     if node.operator in ("notset", "isnotset"):
         return lambda p, s: name not in p.flow_ints()
-    test = _INT_TESTS.get(node.operator)
+    test = _COMPARE.get(node.operator)
     if test is None:
         raise ConditionError(f"flowint {node.operator} changes the variable; it is not a test")
     target = node.value
