@@ -175,7 +175,7 @@ _MAX_PLAIN_REPEAT = 64
 
 
 def plainly_supported(pattern: bytes) -> bool:
-    """Whether `pattern` uses only constructs Hyperscan always accepts and needs at
+    """Whether `pattern` uses only constructs Hyperscan accepts and needs at
     least one byte to match, so it compiles without asking libhs.
 
     Literals, `.`, escapes of one character or class, bracket classes, capturing
