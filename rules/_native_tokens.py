@@ -33,7 +33,7 @@ _BUILD_SECONDS = 120
 
 
 class NativeTokenizer:
-    """`shrike_tokenize` from a loaded library: token kinds, starts and lengths of ASCII text."""
+    """The tokenizer's functions from a loaded library: tokens and line starts of ASCII text."""
 
     def __init__(self, library: ctypes.CDLL) -> None:
         function = library.shrike_tokenize
