@@ -146,9 +146,10 @@ def _may_be_too_large(pattern: bytes) -> bool:
 # ---- patterns plain enough to need no asking ------------------------------------
 
 # The pieces of a plain pattern, in the order they are tried.  Escapes: one
-# character or class of characters (`\d`, `\.`, `\x41`), or a word boundary; any
-# other escaped letter or digit (back-references, `\G`, `\K`, `\Q`, `\p`, octal,
-# ...) is no piece, so the pattern goes to libhs.  A bracket class holds single
+# character or class of characters (`\d`, `\.`, `\x41`).  Any other escaped
+# letter or digit (word boundaries, which can make a pattern unsatisfiable,
+# back-references, `\G`, `\K`, `\Q`, `\p`, octal, ...) is no piece, so the
+# pattern goes to libhs.  A bracket class holds single
 # bytes, escaped punctuation, `\xHH` and the class escapes, with ranges between
 # single bytes; a `[` inside one (POSIX classes) is no piece.
 _ESCAPE = rb"\\(?:x[0-9A-Fa-f]{2}|[dDwWsSnrt]|[^0-9A-Za-z\x80-\xff])"
@@ -156,7 +157,6 @@ _CLASS_ITEM = rb"(?:\\(?:x[0-9A-Fa-f]{2}|[dDwWsSnrt]|[^0-9A-Za-z\x80-\xff])|[^\\
 _PIECE = re.compile(
     rb"(?P<literal>[^\\\[\](){}|*+?^$.]+)"
     rb"|(?P<escape>" + _ESCAPE + rb")"
-    rb"|(?P<boundary>\\[bB])"
     rb"|(?P<any>\.)"
     rb"|(?P<bracket>\[\^?+(?:\]" + _CLASS_ITEM + rb"*|" + _CLASS_ITEM + rb"+)\])"
     rb"|(?P<open>\((?:\?:)?)(?!\?)"
@@ -189,7 +189,7 @@ def plainly_supported(pattern: bytes) -> bool:
     # One frame per open group: [least width of the alternatives closed so far
     # (None before the first `|`), width of the current alternative].
     frames: list[list[int | None]] = [[None, 0]]
-    last = 0  # width of the last piece, which a repeat applies to
+    last = -1  # width of the last piece, which a repeat applies to (-1: none)
     last_group = False
     position = 0
     size = len(pattern)
@@ -209,6 +209,8 @@ def plainly_supported(pattern: bytes) -> bool:
             last, last_group = 1, False
         elif kind == "bracket":
             body = match.group()
+            if body[1:2] in (b":", b".", b"=") or body[1:3] in (b"^:", b"^.", b"^="):
+                return False  # `[:...]` reads as a POSIX class out of place
             if _CLASS_NEXT_TO_DASH.search(body):
                 return False  # `[\d-z]`: a range or a literal dash, as versions differ
             for low, high in _RANGE.findall(body[1:-1]):
@@ -216,8 +218,6 @@ def plainly_supported(pattern: bytes) -> bool:
                     return False
             frame[1] += 1  # type: ignore[operator]
             last, last_group = 1, False
-        elif kind == "boundary":
-            last, last_group = -1, False
         elif kind == "open":
             frames.append([None, 0])
             last = -1
@@ -234,7 +234,7 @@ def plainly_supported(pattern: bytes) -> bool:
             last = -1
         elif kind == "repeat":
             if last < 0:
-                return False  # nothing to repeat, or a repeated anchor or boundary
+                return False  # nothing to repeat, or a repeated anchor
             low_text = match.group("low")
             low = 1 if low_text is None and match.group()[0] == 0x2B else 0
             if low_text is not None:
@@ -242,9 +242,9 @@ def plainly_supported(pattern: bytes) -> bool:
                 high_text = match.group("high")
                 high = int(high_text) if high_text else (None if match.group("comma") else low)
                 if low > _MAX_PLAIN_REPEAT or (
-                    high is not None and (high > _MAX_PLAIN_REPEAT or high < low)
+                    high is not None and (high > _MAX_PLAIN_REPEAT or high < low or high == 0)
                 ):
-                    return False
+                    return False  # `{0}` and `{0,0}` are no repeat to Hyperscan
                 if last_group and max(low, high or 0) >= _LARGE_GROUP_REPEAT:
                     return False  # may be too large: only a compile can tell
             frame[1] += last * (low - 1)  # type: ignore[operator]

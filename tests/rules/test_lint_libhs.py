@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rules.lint import libhs
 from rules.lint.config import LintConfig
@@ -163,7 +165,6 @@ PLAIN = [
     rb"abcd[\x00-\x1f]{2,}xy",
     rb"^GET\s+\/[a-z]+",
     rb"a|b",
-    rb"\bfoo\b",
     rb"[^\r\n]+x",
     rb"[a-]",
     rb"[]a]",
@@ -178,6 +179,11 @@ PLAIN = [
 ]
 NOT_PLAIN = [
     rb"",
+    rb"?0",  # a repeat of nothing
+    rb"a{0}b",  # `{0}` is no repeat to Hyperscan
+    rb"a{0,0}",
+    rb"\bfoo\b",  # word boundaries are left to libhs: `a\bB` can never match
+    rb"a\bB",
     rb"a?",  # can match nothing
     rb"(a|)",
     rb"\b",
@@ -199,6 +205,8 @@ NOT_PLAIN = [
     rb"\x4",
     rb"\Gabc",
     rb"[[:alpha:]]",
+    rb"[:(?:]",  # a POSIX class out of place, to Hyperscan
+    rb"[^.a]",
     rb"[\d-z]",
     rb"[z-a]",
     rb"[]",
@@ -241,3 +249,11 @@ def test_every_plain_pattern_of_the_real_rulesets_compiles() -> None:
     assert len(plain) > len(patterns) // 2  # the shortcut covers most real patterns
     rejected = [(p, e) for p, f in plain if (e := _compile_error(p, f)) is not None]
     assert rejected == []
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.text(alphabet="ab.\\dwsxX0129f-[]^$()|?*+{},:!=<>/", min_size=1, max_size=14))
+def test_random_patterns_cleared_by_their_syntax_do_compile(text: str) -> None:
+    pattern = text.encode()
+    if libhs.plainly_supported(pattern):
+        assert _compile_error(pattern, 0) is None, pattern
