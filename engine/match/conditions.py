@@ -25,8 +25,8 @@ from rules import ast
 from rules.fields import INDEXED_FIELDS, is_buffer
 from rules.variables import VariableTable
 
-#: The comparison operators of conditions.
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+#: The comparison operators of conditions (and of window thresholds).
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,
@@ -143,9 +143,9 @@ def _scalar_test(cmp: ast.Comparison, variables: VariableTable) -> Callable[[Any
             return lambda v: (v is not None) == (op == "==")
         return lambda v: v is not None and (v in addresses) == (op == "==")
     rhs = _plain(value)
-    if op not in _COMPARE:
+    if op not in COMPARISONS:
         raise ConditionError(f"operator {op} does not apply to {cmp.field.name}")
-    f = _COMPARE[op]
+    f = COMPARISONS[op]
 
     def test(v: Any) -> bool:
         if v is None:
@@ -196,7 +196,7 @@ def _compile_comparison(cmp: ast.Comparison, variables: VariableTable) -> Predic
         return stream_sizes
     if isinstance(cmp.value, ast.FieldRef):
         other = cmp.value.name
-        f = _COMPARE[cmp.operator]
+        f = COMPARISONS[cmp.operator]
         return lambda p, s: f(p.field(name), p.field(other))
     if is_buffer(name):
         # a buffer compared with a string: equality on its bytes
@@ -311,7 +311,7 @@ def _compile_flowint(node: ast.Flowint) -> Predicate:
         return lambda p, s: name in p.flow_ints()
     if node.operator in ("notset", "isnotset"):
         return lambda p, s: name not in p.flow_ints()
-    test = _COMPARE.get(node.operator)
+    test = COMPARISONS.get(node.operator)
     if test is None:
         raise ConditionError(f"flowint {node.operator} changes the variable; it is not a test")
     target = node.value

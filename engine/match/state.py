@@ -8,13 +8,13 @@ afresh when a slot's generation changes.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 
+from engine.match.conditions import COMPARISONS
 from engine.windowing import SlidingWindow, WindowSpec
 from rules import ast
 
@@ -277,16 +277,6 @@ class ThresholdState:
         return len(started[1]) > th.count
 
 
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
-
-
 @dataclass(slots=True)
 class WindowState:
     """Rule `window` clauses on the shared windowing core (`engine.windowing`): one
@@ -319,7 +309,7 @@ class WindowState:
                 sw.add(key, ts, value=float(value))
             if sw.aggregate(key, "count") == 0:
                 return False  # no numeric value to aggregate yet
-        if not _OPS[window.operator](sw.aggregate(key, fn), window.threshold):
+        if not COMPARISONS[window.operator](sw.aggregate(key, fn), window.threshold):
             return False
         last = self.fired.get((rule_key, window, key))
         if last is not None and ts - last < window.duration.seconds:
