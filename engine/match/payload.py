@@ -51,6 +51,22 @@ class Scratch:
     budget: int = BACKTRACK_BUDGET
 
 
+def _read_field(
+    step: ast.ByteTest | ast.ByteJump | ast.ByteMath, buf: bytes, cursor: int, scratch: Scratch
+) -> tuple[int, int, int] | None:
+    """The number byte_test, byte_jump and byte_math read: (position, byte count, value
+    after the bitmask), or None when an operand is unset or the bytes are not there."""
+    offset = _operand(step.offset, scratch)
+    nbytes = _operand(step.bytes, scratch)
+    if offset is None or nbytes is None:
+        return None
+    pos = (cursor if step.relative else 0) + offset
+    got = _read_counted(buf, pos, nbytes, step.endian, step.string)
+    if got is None:
+        return None
+    return pos, nbytes, _apply_bitmask(got, step.bitmask)
+
+
 def _read_counted(
     buf: bytes, pos: int, nbytes: int, endian: str | None, string: str | None
 ) -> int | None:
@@ -423,33 +439,19 @@ def _run(
                 m = None if step.anchored else step.find(target, m[0] + 1)
             return False
         if isinstance(step, ast.ByteTest):
-            offset = _operand(step.offset, scratch)
             value = _operand(step.value, scratch)
-            if offset is None or value is None:
+            read = _read_field(step, buf, cursor, scratch)
+            if value is None or read is None:
                 return False
-            nbytes = _operand(step.bytes, scratch)
-            if nbytes is None:
-                return False
-            pos = (cursor if step.relative else 0) + offset
-            got = _read_counted(buf, pos, nbytes, step.endian, step.string)
-            if got is None:
-                return False
-            got = _apply_bitmask(got, step.bitmask)
+            got = read[2]
             result = _COMPARE[step.operator](got, value)
             if result == step.negated:
                 return False
         elif isinstance(step, ast.ByteJump):
-            offset = _operand(step.offset, scratch)
-            if offset is None:
+            read = _read_field(step, buf, cursor, scratch)
+            if read is None:
                 return False
-            nbytes = _operand(step.bytes, scratch)
-            if nbytes is None:
-                return False
-            pos = (cursor if step.relative else 0) + offset
-            got = _read_counted(buf, pos, nbytes, step.endian, step.string)
-            if got is None:
-                return False
-            got = _apply_bitmask(got, step.bitmask)
+            pos, nbytes, got = read
             if step.multiplier:
                 got *= step.multiplier
             if step.align and got % 4:
@@ -470,30 +472,22 @@ def _run(
             if offset is None:
                 return False
             pos = (cursor if step.relative else 0) + offset
-            got = read_number(buf, pos, step.bytes, step.endian, step.string)
-            if got is None:
+            number = read_number(buf, pos, step.bytes, step.endian, step.string)
+            if number is None:
                 return False
-            got = _apply_bitmask(got, step.bitmask)
+            extracted = _apply_bitmask(number, step.bitmask)
             if step.multiplier:
-                got *= step.multiplier
-            if step.align and got % step.align:
-                got += step.align - got % step.align
-            scratch.variables[step.name] = got
+                extracted *= step.multiplier
+            if step.align and extracted % step.align:
+                extracted += step.align - extracted % step.align
+            scratch.variables[step.name] = extracted
             cursor = pos + step.bytes
         elif isinstance(step, ast.ByteMath):
-            offset = _operand(step.offset, scratch)
             rvalue = _operand(step.rvalue, scratch)
-            if offset is None or rvalue is None:
+            read = _read_field(step, buf, cursor, scratch)
+            if rvalue is None or read is None:
                 return False
-            nbytes = _operand(step.bytes, scratch)
-            if nbytes is None:
-                return False
-            pos = (cursor if step.relative else 0) + offset
-            got = _read_counted(buf, pos, nbytes, step.endian, step.string)
-            if got is None:
-                return False
-            got = _apply_bitmask(got, step.bitmask)
-            math_result = _MATH[step.operator](got, rvalue)
+            math_result = _MATH[step.operator](read[2], rvalue)
             if math_result is None:
                 return False
             scratch.variables[step.result] = math_result
