@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+import types
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from itertools import accumulate
@@ -277,21 +278,20 @@ def _open_twin(cls: type) -> type | None:
     return twin
 
 
-class _Constructors:
-    """`_new.Rule(...)` builds an `ast.Rule` as `ast.Rule(...)` would, through
-    `_slot_constructor`; one attribute per node class of `rules.ast`."""
-
-    def __init__(self) -> None:
-        for name, value in vars(ast).items():
-            if isinstance(value, type) and dataclasses.is_dataclass(value):
-                setattr(self, name, _slot_constructor(value))
-
-    def __getattr__(self, name: str) -> Any:  # for the type checker: every node class
-        raise AttributeError(name)
-
-
-_new = _Constructors()
-_new_span = _new.Span
+# `_new.Rule(...)` builds an `ast.Rule` as `ast.Rule(...)` would, through
+# `_slot_constructor`: one attribute per node class of `rules.ast`.
+_new: Any = types.SimpleNamespace(
+    **{
+        name: _slot_constructor(value)
+        for name, value in vars(ast).items()
+        if isinstance(value, type) and dataclasses.is_dataclass(value)
+    }
+)
+# `_span` builds spans, the most common node, the way `_slot_constructor` would, inline.
+_SPAN = ast.Span
+_OPEN_SPAN: Any = _open_twin(ast.Span)
+assert _OPEN_SPAN is not None, "Span is a slotted class directly under object"
+_object_new = object.__new__
 
 
 class Decline(Exception):
@@ -322,7 +322,7 @@ class FastParser:
 
         self.text = text
         self.path = path
-        self._lark = lark_path
+        self._lark: Any = lark_path
         # The C tokenizer works on ASCII text, where characters are bytes.
         self._native = _native_tokens.tokenizer() if text.isascii() else None
         self._ascii = text.encode("ascii") if self._native is not None else b""
@@ -338,6 +338,9 @@ class FastParser:
         self.t: list[str] = []  # token texts
         self.s: list[int] = []  # token start offsets
         self.i = 0
+        self._line = 1  # the line of the last span's start, which runs from _line_low to _line_high
+        self._line_low = 0
+        self._line_high = 0
         self._all: tuple[list[str], list[str], list[int]] | None = None  # the whole text's
 
     # ---- tokens and positions ---------------------------------------------
@@ -400,16 +403,25 @@ class FastParser:
     def _span(self, start: int, stop: int) -> ast.Span:
         """The span from offset `start` to offset `stop` (past the last character)."""
         starts = self._line_starts
-        line = bisect_right(starts, start)
+        # Spans come in text order, most on the line of the one before: look that
+        # line up again only when the span starts elsewhere.
+        if self._line_low <= start < self._line_high:
+            line = self._line
+        else:
+            line = bisect_right(starts, start)
+            self._line = line
+            self._line_low = starts[line - 1]
+            self._line_high = starts[line] if line < len(starts) else len(self.text) + 1
         # Most spans end on the line they start on; only look further when they do not.
-        end_line = line if stop <= starts[line] else bisect_right(starts, stop - 1)
-        return _new_span(
-            self.path,
-            line,
-            start - starts[line - 1] + 1,
-            end_line,
-            stop - starts[end_line - 1] + 1,
-        )
+        end_line = line if stop <= self._line_high else bisect_right(starts, stop - 1)
+        span = _object_new(_OPEN_SPAN)
+        span.file = self.path
+        span.line = line
+        span.column = start - starts[line - 1] + 1
+        span.end_line = end_line
+        span.end_column = stop - starts[end_line - 1] + 1
+        span.__class__ = _SPAN
+        return span
 
     def _word(self) -> str:
         """The word at the current token, or "" when it is not a word (nothing is consumed)."""

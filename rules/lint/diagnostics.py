@@ -28,6 +28,10 @@ class Severity(enum.Enum):
             raise ValueError(f"unknown severity {text!r} (expected one of {choices})") from None
 
 
+class LintInputError(OSError):
+    """A path given to the linter that does not exist or cannot be read (the tool fails, exit 2)."""
+
+
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
 

@@ -22,15 +22,11 @@ from rules.lint.check import Check, LintContext, LintedRule
 from rules.lint.checks.style import UnknownSuppressionCheck
 from rules.lint.checks.syntax import ParserErrorCheck, SyntaxErrorCheck, UnreadableFileCheck
 from rules.lint.config import LintConfig, LintConfigError
-from rules.lint.diagnostics import Diagnostic, LintReport, sorted_diagnostics
+from rules.lint.diagnostics import Diagnostic, LintInputError, LintReport, sorted_diagnostics
 from rules.lint.registry import CheckRegistry, default_registry
 from rules.lint.suppressions import SuppressionDirective, directives_above, find_directives
 
 RULE_FILE_SUFFIXES = (".shrike",)
-
-
-class LintInputError(OSError):
-    """A path given to the linter that does not exist or cannot be read (the tool fails, exit 2)."""
 
 
 @dataclass(frozen=True)

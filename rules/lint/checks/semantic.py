@@ -118,9 +118,11 @@ def _is_empty(interval: _Interval, *, integral: bool) -> bool:
     if integral:
         # Over integers `x > 3 and x < 4` is empty although the real interval is not.
         if math.isfinite(low):
-            low, low_closed = (math.ceil(low) if low_closed else math.floor(low) + 1), True
+            low = float(math.ceil(low) if low_closed else math.floor(low) + 1)
+            low_closed = True
         if math.isfinite(high):
-            high, high_closed = (math.floor(high) if high_closed else math.ceil(high) - 1), True
+            high = float(math.floor(high) if high_closed else math.ceil(high) - 1)
+            high_closed = True
     if low < high:
         return False
     return not (low == high and low_closed and high_closed)
