@@ -31,7 +31,7 @@ import string
 import time
 from collections.abc import Callable
 
-from rules import _native_tokens, ast, parse_collecting
+from rules import _compiled, _native_tokens, ast, parse_collecting
 from rules._fast_parser import FastParser
 from rules.attack import load_catalog
 from rules.lint import libhs
@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({declined} declined to Lark), {lark_seconds[1] / parse_seconds[1]:.1f}x the Lark path; "
         f"tokens cut by the {_native_tokens.status()}"
     )
+    print(f"parser and checks: {_compiled.status()}")
     diagnostics = getattr(report, "diagnostics", ())
     print(f"lint found {len(diagnostics)} diagnostics in the generated set")
     regexes = {

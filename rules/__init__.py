@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from rules import ast
+from rules import _compiled, ast  # noqa: F401  (_compiled first: it guards the compiled modules)
 from rules.errors import (
     IncludeError,
     RuleError,
