@@ -44,7 +44,7 @@ def one_run(pcap: str, ruleset: str, limit: int | None) -> dict[str, float]:
     from engine.match import Matcher, compile_ruleset, load_rules
     from engine.match.loading import default_variables
     from engine.match.stream import checksum_validator, iter_matches
-    from engine.pipeline import PacketPathStats
+    from engine.pipeline import PacketPathStats, freeze_startup_heap
     from engine.sources import open_source
 
     checksums = checksum_validator("all")
@@ -85,6 +85,7 @@ def one_run(pcap: str, ruleset: str, limit: int | None) -> dict[str, float]:
         from engine.inspect import Inspector
 
         matcher.inspector = Inspector()
+    freeze_startup_heap()  # as `shrike run` does before the packets flow
     t0 = time.perf_counter()
     with open_source("pcap", pcap, packet_limit=limit) as source:
         for result in iter_matches(

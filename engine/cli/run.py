@@ -4,6 +4,7 @@ flows in the store, hand verdicts to the sink, and write alerts as EVE JSON."""
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 import threading
@@ -25,7 +26,7 @@ from engine.match import Matcher, RuleLoadError, compile_ruleset, load_rules
 from engine.match.compiler import CompiledRuleset
 from engine.match.loading import default_variables
 from engine.match.stream import checksum_validator, iter_matches
-from engine.pipeline import PacketPathStats
+from engine.pipeline import PacketPathStats, freeze_startup_heap
 from engine.sinks import Sink, SinkError, open_sink
 from engine.sources import SOURCE_KINDS, open_source
 from engine.store import FlowStore, StoreError
@@ -147,6 +148,7 @@ class RuleReloader:
             if self.matcher.inspector is None:
                 self.matcher.inspector = _inspector_for(compiled)
             self.matcher.swap(compiled)
+            gc.freeze()  # the new rules, as at start-up (the old ones go by reference counting)
             self.reloads += 1
             print(f"shrike run: reloaded {len(compiled)} rules", file=sys.stderr)
 
@@ -213,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"shrike run: {exc}", file=sys.stderr)
         return 2
     args.eve_writer = EveWriter(args.eve) if args.eve else None
+    freeze_startup_heap()
     targets = [("pcap", f) for f in args.pcap] if args.pcap else [(args.source, args.input)]
     status = 0
     sink: Sink = args.sink
