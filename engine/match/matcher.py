@@ -568,8 +568,9 @@ def _detection_only(rule: CompiledRule) -> bool:
     if not set(r.header.flow) <= _DIRECTIONS or cond is None or rule.app_protocol is not None:
         return False
     parts = cond.operands if isinstance(cond, rules_ast.And) else (cond,)
+    tests = [c.operand if isinstance(c, rules_ast.Not) else c for c in parts]
     return all(
-        isinstance(c, rules_ast.Comparison) and c.field.name in _PROTOCOL_FIELDS for c in parts
+        isinstance(c, rules_ast.Comparison) and c.field.name in _PROTOCOL_FIELDS for c in tests
     )
 
 

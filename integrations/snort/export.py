@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from integrations.snort.header import header_text
 from integrations.snort.translate import missing
 from integrations.snort.translate.buffers import SNORT3_BUFFER_NAMES
-from integrations.snort.translate.packet import NUMERIC_FIELDS, SURICATA_NUMERIC
+from integrations.snort.translate.packet import (
+    APP_PROTOCOL_RELATIVES,
+    NUMERIC_FIELDS,
+    SURICATA_NUMERIC,
+)
 from integrations.snort.values import comparison_text, encode_pattern, quote_text
 from rules import ast
 
@@ -222,7 +226,7 @@ def _condition(node: ast.Condition, writer: _Writer) -> None:
         for item in sequence.items:
             _item(item, writer)
     elif isinstance(node, ast.Not) and isinstance(node.operand, ast.Comparison):
-        _negated_flags(node.operand, writer)
+        _negated_comparison(node.operand, writer)
     else:
         raise Unexpressible(f"Snort cannot say `{type(node).__name__.lower()}` conditions")
 
@@ -271,7 +275,11 @@ def _comparison(node: ast.Comparison, writer: _Writer) -> None:
         negation = "!" if node.operator == "!=" else ""
         direction = name[len("app.protocol.") :] if name != "app.protocol" else ""
         mode = f",{direction}" if direction else ""
+        if not direction and value in APP_PROTOCOL_RELATIVES:
+            mode = ",exact"  # without it Suricata would also match the relatives
         writer.add("app-layer-protocol", f"{negation}{value}{mode}", foreign=True)
+    elif name == "app.protocol" and node.operator == "in" and _protocol_family(value):
+        writer.add("app-layer-protocol", _protocol_family(value), foreign=True)
     elif name == "dns.rrtype":  # Suricata multi-integer: `value[,index]`
         index = "" if node.index is None else f",{node.index}"
         writer.add(name, _number_test(node) + index, foreign=True)
@@ -293,9 +301,22 @@ def _number_test(node: ast.Comparison) -> str:
     raise Unexpressible(f"{node.field.name} {node.operator} {value!r} has no Snort form")
 
 
-def _negated_flags(node: ast.Comparison, writer: _Writer) -> None:
+def _protocol_family(value: object) -> str:
+    """The protocol whose Suricata name covers exactly the list `value`, or ""."""
+    if isinstance(value, ast.ValueList):
+        for name, family in APP_PROTOCOL_RELATIVES.items():
+            if value.items == family:
+                return name
+    return ""
+
+
+def _negated_comparison(node: ast.Comparison, writer: _Writer) -> None:
+    """`not` before a comparison: a protocol family (`!dns`) or a flag test (`!AP`)."""
+    if node.field.name == "app.protocol" and node.operator == "in" and _protocol_family(node.value):
+        writer.add("app-layer-protocol", "!" + _protocol_family(node.value), foreign=True)
+        return
     if node.field.name not in ("tcp.flags", "ip.fragbits") or node.operator != "has_any":
-        raise Unexpressible("Snort negates only flag tests")
+        raise Unexpressible("Snort negates only flag tests and protocols")
     if not isinstance(node.value, ast.Symbol):
         raise Unexpressible(f"{node.field.name} compared with {node.value!r}")
     mask = f",{node.mask}" if node.mask else ""

@@ -230,9 +230,24 @@ class StreamSize:
         rule.add_condition(ast.Comparison(ast.FieldRef(f"stream.size.{parts[0]}"), operator, value))
 
 
+#: The protocols a Suricata `app-layer-protocol` name also covers unless `,exact`
+#: is given: DNS carried over HTTP/2 is DNS and HTTP/2, and `http` means either
+#: version. Names are the inspector's (`http` is HTTP/1).
+APP_PROTOCOL_RELATIVES: dict[str, tuple[str, ...]] = {
+    "dns": ("dns", "doh2"),
+    "http": ("http", "http2"),
+    "http2": ("http2", "doh2"),
+    "doh2": ("doh2", "http2", "dns", "http"),
+    "dcerpc": ("dcerpc", "smb"),
+}
+
+
 class AppProtocol:
     """Suricata `app-layer-protocol:http` / `:!tls`: the flow's detected protocol.
-    `,exact` (the protocol itself, not one carried inside it) is what `==` tests."""
+
+    `,exact` (the protocol itself) is what `==` tests; without it, a name with
+    relatives in `APP_PROTOCOL_RELATIVES` also covers those (`app.protocol in
+    [...]`, negated with `not`), as Suricata's matching does."""
 
     names = frozenset({"app-layer-protocol"})
 
@@ -240,8 +255,10 @@ class AppProtocol:
         text = _value(option)
         head, sep, mode = text.partition(",")
         field_name = "app.protocol"
+        exact = False
         if sep and mode.strip() == "exact":
             text = head.strip()
+            exact = True
         elif sep and mode.strip() in ("to_server", "to_client"):
             # the protocol that direction's own data shows (Suricata's alproto_ts/_tc)
             text = head.strip()
@@ -253,6 +270,11 @@ class AppProtocol:
         if field_name != "app.protocol" and name == "http1":
             name = "http"  # the inspector's name for HTTP/1
         field_ref = ast.FieldRef(field_name)
+        relatives = APP_PROTOCOL_RELATIVES.get(name)
+        if field_name == "app.protocol" and not exact and relatives is not None:
+            covers = ast.Comparison(field_ref, "in", ast.ValueList(relatives))
+            rule.add_condition(ast.Not(covers) if negated else covers)
+            return
         rule.add_condition(ast.Comparison(field_ref, "!=" if negated else "==", name))
 
 

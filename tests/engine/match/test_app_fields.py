@@ -137,6 +137,17 @@ def test_protocol_only_rule_alerts_on_the_packet_that_completed_detection() -> N
     assert [(a.match.rule_id, a.match.packet) for a in alerts] == [(1, 4), (2, 5)]
 
 
+def test_protocol_family_and_its_negation_are_protocol_only_rules() -> None:
+    text = (
+        'rule "tls family" { id 1 match tcp where app.protocol in ["tls", "dtls"] }'
+        'rule "not http" { id 2 match tcp where not app.protocol in ["http", "http2"] }'
+        'rule "not tls" { id 3 match tcp where not app.protocol in ["tls"] }'
+    )
+    alerts = run_packets(matcher_for(text, inspector=Inspector()), tls_session(1))
+    # like `==`: once, on the packet that made the flow TLS
+    assert [(a.match.rule_id, a.match.packet) for a in alerts] == [(1, 4), (2, 4)]
+
+
 def ftp_session(port_command: bytes) -> list[object]:
     return [
         *handshake(sp=21),

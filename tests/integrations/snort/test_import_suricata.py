@@ -82,6 +82,24 @@ def test_app_layer_protocol_exact_is_the_equality_test() -> None:
     assert not result.rules[0].enabled
 
 
+def test_app_layer_protocol_without_exact_covers_the_protocols_carrying_it() -> None:
+    field = ast.FieldRef("app.protocol")
+    assert one("app-layer-protocol:dns;").condition == ast.Comparison(
+        field, "in", ast.ValueList(("dns", "doh2"))
+    )
+    assert one("app-layer-protocol:!http;").condition == ast.Not(
+        ast.Comparison(field, "in", ast.ValueList(("http", "http2")))
+    )
+    # A protocol nothing else carries is the equality test either way.
+    assert one("app-layer-protocol:tls;").condition == ast.Comparison(field, "==", "tls")
+    for option in ("dns", "!http", "doh2", "dns,exact", "!dns,exact", "tls", "!ssh"):
+        rule = one(f"app-layer-protocol:{option};")
+        exported = export_rules([rule]).text
+        assert f"app-layer-protocol:{option};" in exported
+        (back,) = import_text(exported, "b.rules").rules
+        assert back.condition == rule.condition
+
+
 def test_absent_on_http_buffers() -> None:
     referer = ast.Buffer("http.referer")
     present = (ast.BufferSize(">=", 0),)
