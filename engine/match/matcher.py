@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import hyperscan
-import numba
 import numpy as np
 
 from dpdk_io.batch import PacketBatch
@@ -42,6 +41,7 @@ from engine.match.compiler import (
     reads_field,
 )
 from engine.match.conditions import ROW_COLUMNS
+from engine.match.kernels import run_kernel
 from engine.match.onesided import OneSided, OneSidedSessions
 from engine.match.payload import Scratch
 from engine.match.sets import address_int
@@ -394,36 +394,6 @@ class _Packet:
         return self.src_int()
 
 
-@numba.njit(cache=True)
-def _run_kernel(arr, cstart, lens, run_byte, run_nocase, run_len, fold, interesting, out):
-    """out[k, j] = True when segment j holds run_len[k] copies of run_byte[k] in a row
-    (compared through `fold`, ASCII case folding, when run_nocase[k]). One pass."""
-    n_runs = run_byte.shape[0]
-    for j in range(cstart.shape[0]):
-        end = cstart[j] + lens[j]
-        i = cstart[j]
-        while i < end:
-            b = arr[i]
-            if not interesting[b]:
-                i += 1
-                continue
-            k0 = i
-            while i < end and arr[i] == b:
-                i += 1
-            exact = i - k0
-            fb = fold[b]
-            m = k0
-            while m < end and fold[arr[m]] == fb:
-                m += 1
-            folded = m - k0
-            for k in range(n_runs):
-                if run_nocase[k]:
-                    if fold[run_byte[k]] == fb and folded >= run_len[k]:
-                        out[k, j] = True
-                elif run_byte[k] == b and exact >= run_len[k]:
-                    out[k, j] = True
-
-
 _FOLD = np.array([ord(bytes([b]).lower()) for b in range(256)], dtype=np.uint8)
 
 
@@ -440,7 +410,7 @@ def _segments_with_runs(
         if nocase:
             interesting[_FOLD[b] == _FOLD] = True
     out = np.zeros((len(runs), cstart.shape[0]), dtype=np.bool_)
-    _run_kernel(
+    run_kernel(
         arr,
         cstart.astype(np.int64),
         lens.astype(np.int64),
