@@ -201,10 +201,10 @@ class _Packet:
         )
 
     def src_int(self) -> int:
-        return address_int(self.row["src"][0], self.row["src"][1])
+        return address_int(int(self.row["src"][0]), int(self.row["src"][1]))
 
     def dst_int(self) -> int:
-        return address_int(self.row["dst"][0], self.row["dst"][1])
+        return address_int(int(self.row["dst"][0]), int(self.row["dst"][1]))
 
     def field(self, name: str) -> Any:
         if name in self._cache:
