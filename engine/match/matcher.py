@@ -1036,10 +1036,11 @@ class Matcher:
         starts = pstart[sel].astype(np.int64)
         cstart = np.zeros(sel.shape[0], dtype=np.int64)
         np.cumsum(lens[:-1], out=cstart[1:])
-        total = int(lens.sum())
-        idx = np.arange(total, dtype=np.int64) - np.repeat(cstart - starts, lens)
-        arr = data[idx]
-        return self._hits_to_candidates(arr.tobytes(), cstart, lens, sel, db, arr)
+        # the payloads, concatenated: joining slices of the batch copies each byte once
+        mv = memoryview(data.data)
+        spans = zip(starts.tolist(), lens.tolist(), strict=True)
+        blob = b"".join([mv[s : s + n] for s, n in spans])
+        return self._hits_to_candidates(blob, cstart, lens, sel, db)
 
     def _hits_to_candidates(
         self,
@@ -1396,15 +1397,15 @@ class Matcher:
         self._detected_rows = set()
         self._detected_side_rows = set()
         detected = self._detected
+        # per slot, its last inspected row in this batch so far in each direction
+        batch_last: dict[int, dict[int, int]] = {}
         for i, slot, g, to_server, pr, sp, dp, fl, seq, s, n, ts in columns:
             fresh = seen.get(slot) != g
             if fresh:
                 if slot in seen and keep_rows:
                     # the slot's earlier flow ended: match what it still held back, on
                     # its last rows (in this batch, or kept from an earlier one)
-                    earlier = idx[(flows_i == slot) & (idx < i)]
-                    for r in earlier.tolist():
-                        d = 0 if row_dir[r] == 0 else 1
+                    for d, r in batch_last.get(slot, {}).items():
                         last.setdefault(slot, {})[d] = (
                             rows[r : r + 1],
                             0,
@@ -1414,6 +1415,8 @@ class Matcher:
                     self._flushed += self._flush_flow(slot)
                 seen[slot] = g
                 last.pop(slot, None)
+            if keep_rows:
+                batch_last.setdefault(slot, {})[0 if to_server else 1] = i
             ctx = packet(slot, fresh, to_server, pr, sp, dp, fl, seq, mv[s : s + n].tobytes(), ts)
             out[i] = self._transaction(slot, fresh, ctx)
             if ctx.app_proto is not None and detected.get(slot) != (g, ctx.app_proto):
@@ -1565,7 +1568,8 @@ class Matcher:
         stream_view: _Packet | None = None
         matched: set[int] = set()
         passed = False
-        for r, k, on_stream in pairs.tolist():
+        columns = (pairs[:, 0].tolist(), pairs[:, 1].tolist(), pairs[:, 2].tolist())
+        for r, k, on_stream in zip(*columns, strict=True):
             if r != current:
                 current = r
                 passed = False
