@@ -369,7 +369,9 @@ class _Packet:
                     lowered = data.lower()
                     self._cache[key] = lowered
                 data = lowered
-            if literal not in data:
+            # find, not `in`: bytes.__contains__ first tries the operand as an integer,
+            # building and discarding an exception for every literal
+            if data.find(literal) < 0:
                 return False
         return True
 
@@ -703,7 +705,7 @@ class Matcher:
         avail = base + batch.caplens[pkt] - pstart
         plen = np.clip(np.minimum(rows["payload_len"], avail), 0, None)
         plen[~usable] = 0
-        contexts: dict[int, Any] = {}
+        contexts: dict[int, _TxView] = {}
         if self.inspector is not None:
             inspect_plen = plen
             flow_of = row_flow
@@ -824,7 +826,7 @@ class Matcher:
         rows: np.ndarray,
         pstart: np.ndarray,
         plen: np.ndarray,
-        contexts: dict[int, Any],
+        contexts: dict[int, _TxView],
     ) -> list[Alert]:
         """After a batch: alerts held for sessions whose other side appeared, and the
         end-of-flow match of one-sided sessions whose slot now holds another flow."""
@@ -909,7 +911,7 @@ class Matcher:
         rows: np.ndarray,
         usable: np.ndarray,
         plen: np.ndarray,
-        contexts: dict[int, Any],
+        contexts: dict[int, _TxView],
     ) -> tuple[np.ndarray, np.ndarray]:
         """(row, rule) pairs to evaluate on the reassembled stream of TCP rows.
 
@@ -1145,7 +1147,7 @@ class Matcher:
         return np.array(segs, dtype=np.int64), np.array(ids, dtype=np.int64)
 
     def _prefilter_buffers(
-        self, contexts: dict[int, Any], name: str, db: Any
+        self, contexts: dict[int, _TxView], name: str, db: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         rows_with = [(r, ctx.buffers[name]) for r, ctx in contexts.items() if name in ctx.buffers]
         if not rows_with:
@@ -1162,7 +1164,7 @@ class Matcher:
         rows: np.ndarray,
         usable: np.ndarray,
         plen: np.ndarray,
-        contexts: dict[int, Any],
+        contexts: dict[int, _TxView],
         only: list[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         proto = rows["proto"]
@@ -1556,7 +1558,7 @@ class Matcher:
         gen: np.ndarray,
         pstart: np.ndarray,
         plen: np.ndarray,
-        contexts: dict[int, Any],
+        contexts: dict[int, _TxView],
     ) -> list[Alert]:
         """Evaluate (row, rule, on_stream) candidates in row order, then rule order; a
         rule is tried on a row's stream only when it did not match the packet itself."""
@@ -1605,7 +1607,9 @@ class Matcher:
                 if k in matched:
                     continue
                 if stream_view is None:
-                    stream_view = packet.with_payload(contexts[r].stream)
+                    window = contexts[r].stream
+                    assert window is not None  # stream candidates are rows with a stream
+                    stream_view = packet.with_payload(window)
                 target = stream_view
             app = rule.app_protocol
             if app is not None and not _app_ok(app, packet.app_proto):
