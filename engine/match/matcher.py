@@ -736,6 +736,8 @@ class Matcher:
                 )
                 for j, (_, view) in enumerate(extras):
                     contexts[n + j] = view
+        # the rows whose transaction view holds buffers (few), for the buffer prefilters
+        buffered = [(r, v.buffers) for r, v in contexts.items() if v.buffers]
         cand_rows: list[np.ndarray] = []
         cand_rules: list[np.ndarray] = []
         db = rs.databases.get("pkt_data")
@@ -746,11 +748,11 @@ class Matcher:
         for name, adb in rs.databases.items():
             if name == "pkt_data" or not contexts:
                 continue
-            r, k = self._prefilter_buffers(contexts, name, adb)
+            r, k = self._prefilter_buffers(buffered, name, adb)
             cand_rows.append(r)
             cand_rules.append(k)
         if rs.slow_rules:
-            r, k = self._slow_candidates(rs, rows, usable, plen, contexts)
+            r, k = self._slow_candidates(rs, rows, usable, plen, buffered)
             cand_rows.append(r)
             cand_rules.append(k)
         if rs.address_index.size:
@@ -954,7 +956,7 @@ class Matcher:
                 mask[r] = True
                 slen[r] = len(data)
             slow_rows, slow_rules = self._slow_candidates(
-                rs, rows, mask, slen, {}, loaded.stream_slow
+                rs, rows, mask, slen, [], loaded.stream_slow
             )
             out_rows.append(slow_rows)
             out_rules.append(slow_rules)
@@ -1147,9 +1149,9 @@ class Matcher:
         return np.array(segs, dtype=np.int64), np.array(ids, dtype=np.int64)
 
     def _prefilter_buffers(
-        self, contexts: dict[int, _TxView], name: str, db: Any
+        self, buffered: list[tuple[int, dict[str, bytes]]], name: str, db: Any
     ) -> tuple[np.ndarray, np.ndarray]:
-        rows_with = [(r, ctx.buffers[name]) for r, ctx in contexts.items() if name in ctx.buffers]
+        rows_with = [(r, buffers[name]) for r, buffers in buffered if name in buffers]
         if not rows_with:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         sel = np.array([r for r, _ in rows_with], dtype=np.int64)
@@ -1164,7 +1166,7 @@ class Matcher:
         rows: np.ndarray,
         usable: np.ndarray,
         plen: np.ndarray,
-        contexts: dict[int, _TxView],
+        buffered: list[tuple[int, dict[str, bytes]]],
         only: list[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         proto = rows["proto"]
@@ -1174,7 +1176,7 @@ class Matcher:
             got = present.get(name)
             if got is None:
                 got = np.zeros(rows.shape[0], dtype=bool)
-                idx = [r for r, ctx in contexts.items() if name in ctx.buffers]
+                idx = [r for r, buffers in buffered if name in buffers]
                 got[idx] = True
                 present[name] = got
             return got
