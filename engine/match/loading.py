@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from rules import RuleErrors, ast
@@ -18,7 +18,7 @@ class RuleLoadError(ValueError):
     """Rules that could not be read at all (missing file, parse errors, no importer)."""
 
 
-def _snort_loader() -> Callable[[Path], tuple[list[ast.Rule], list[str]]]:
+def _snort_loader() -> Callable[[Path], tuple[list[ast.Rule], Sequence[object]]]:
     try:
         module = importlib.import_module("integrations.snort")
     except ImportError as exc:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import hyperscan
-import numba
 import numpy as np
 
 from dpdk_io.batch import PacketBatch
@@ -42,6 +41,7 @@ from engine.match.compiler import (
     reads_field,
 )
 from engine.match.conditions import ROW_COLUMNS
+from engine.match.kernels import run_kernel
 from engine.match.onesided import OneSided, OneSidedSessions
 from engine.match.payload import Scratch
 from engine.match.sets import address_int
@@ -201,10 +201,10 @@ class _Packet:
         )
 
     def src_int(self) -> int:
-        return address_int(self.row["src"][0], self.row["src"][1])
+        return address_int(int(self.row["src"][0]), int(self.row["src"][1]))
 
     def dst_int(self) -> int:
-        return address_int(self.row["dst"][0], self.row["dst"][1])
+        return address_int(int(self.row["dst"][0]), int(self.row["dst"][1]))
 
     def field(self, name: str) -> Any:
         if name in self._cache:
@@ -369,7 +369,9 @@ class _Packet:
                     lowered = data.lower()
                     self._cache[key] = lowered
                 data = lowered
-            if literal not in data:
+            # find, not `in`: bytes.__contains__ first tries the operand as an integer,
+            # building and discarding an exception for every literal
+            if data.find(literal) < 0:
                 return False
         return True
 
@@ -394,36 +396,6 @@ class _Packet:
         return self.src_int()
 
 
-@numba.njit(cache=True)
-def _run_kernel(arr, cstart, lens, run_byte, run_nocase, run_len, fold, interesting, out):
-    """out[k, j] = True when segment j holds run_len[k] copies of run_byte[k] in a row
-    (compared through `fold`, ASCII case folding, when run_nocase[k]). One pass."""
-    n_runs = run_byte.shape[0]
-    for j in range(cstart.shape[0]):
-        end = cstart[j] + lens[j]
-        i = cstart[j]
-        while i < end:
-            b = arr[i]
-            if not interesting[b]:
-                i += 1
-                continue
-            k0 = i
-            while i < end and arr[i] == b:
-                i += 1
-            exact = i - k0
-            fb = fold[b]
-            m = k0
-            while m < end and fold[arr[m]] == fb:
-                m += 1
-            folded = m - k0
-            for k in range(n_runs):
-                if run_nocase[k]:
-                    if fold[run_byte[k]] == fb and folded >= run_len[k]:
-                        out[k, j] = True
-                elif run_byte[k] == b and exact >= run_len[k]:
-                    out[k, j] = True
-
-
 _FOLD = np.array([ord(bytes([b]).lower()) for b in range(256)], dtype=np.uint8)
 
 
@@ -440,7 +412,7 @@ def _segments_with_runs(
         if nocase:
             interesting[_FOLD[b] == _FOLD] = True
     out = np.zeros((len(runs), cstart.shape[0]), dtype=np.bool_)
-    _run_kernel(
+    run_kernel(
         arr,
         cstart.astype(np.int64),
         lens.astype(np.int64),
@@ -734,7 +706,7 @@ class Matcher:
         avail = base + batch.caplens[pkt] - pstart
         plen = np.clip(np.minimum(rows["payload_len"], avail), 0, None)
         plen[~usable] = 0
-        contexts: dict[int, Any] = {}
+        contexts: dict[int, _TxView] = {}
         if self.inspector is not None:
             inspect_plen = plen
             flow_of = row_flow
@@ -765,6 +737,8 @@ class Matcher:
                 )
                 for j, (_, view) in enumerate(extras):
                     contexts[n + j] = view
+        # the rows whose transaction view holds buffers (few), for the buffer prefilters
+        buffered = [(r, v.buffers) for r, v in contexts.items() if v.buffers]
         cand_rows: list[np.ndarray] = []
         cand_rules: list[np.ndarray] = []
         db = rs.databases.get("pkt_data")
@@ -775,11 +749,11 @@ class Matcher:
         for name, adb in rs.databases.items():
             if name == "pkt_data" or not contexts:
                 continue
-            r, k = self._prefilter_buffers(contexts, name, adb)
+            r, k = self._prefilter_buffers(buffered, name, adb)
             cand_rows.append(r)
             cand_rules.append(k)
         if rs.slow_rules:
-            r, k = self._slow_candidates(rs, rows, usable, plen, contexts)
+            r, k = self._slow_candidates(rs, rows, usable, plen, buffered)
             cand_rows.append(r)
             cand_rules.append(k)
         if rs.address_index.size:
@@ -855,7 +829,7 @@ class Matcher:
         rows: np.ndarray,
         pstart: np.ndarray,
         plen: np.ndarray,
-        contexts: dict[int, Any],
+        contexts: dict[int, _TxView],
     ) -> list[Alert]:
         """After a batch: alerts held for sessions whose other side appeared, and the
         end-of-flow match of one-sided sessions whose slot now holds another flow."""
@@ -940,7 +914,7 @@ class Matcher:
         rows: np.ndarray,
         usable: np.ndarray,
         plen: np.ndarray,
-        contexts: dict[int, Any],
+        contexts: dict[int, _TxView],
     ) -> tuple[np.ndarray, np.ndarray]:
         """(row, rule) pairs to evaluate on the reassembled stream of TCP rows.
 
@@ -983,7 +957,7 @@ class Matcher:
                 mask[r] = True
                 slen[r] = len(data)
             slow_rows, slow_rules = self._slow_candidates(
-                rs, rows, mask, slen, {}, loaded.stream_slow
+                rs, rows, mask, slen, [], loaded.stream_slow
             )
             out_rows.append(slow_rows)
             out_rules.append(slow_rules)
@@ -1067,10 +1041,11 @@ class Matcher:
         starts = pstart[sel].astype(np.int64)
         cstart = np.zeros(sel.shape[0], dtype=np.int64)
         np.cumsum(lens[:-1], out=cstart[1:])
-        total = int(lens.sum())
-        idx = np.arange(total, dtype=np.int64) - np.repeat(cstart - starts, lens)
-        arr = data[idx]
-        return self._hits_to_candidates(arr.tobytes(), cstart, lens, sel, db, arr)
+        # the payloads, concatenated: joining slices of the batch copies each byte once
+        mv = memoryview(data.data)
+        spans = zip(starts.tolist(), lens.tolist(), strict=True)
+        blob = b"".join([mv[s : s + n] for s, n in spans])
+        return self._hits_to_candidates(blob, cstart, lens, sel, db)
 
     def _hits_to_candidates(
         self,
@@ -1175,9 +1150,9 @@ class Matcher:
         return np.array(segs, dtype=np.int64), np.array(ids, dtype=np.int64)
 
     def _prefilter_buffers(
-        self, contexts: dict[int, Any], name: str, db: Any
+        self, buffered: list[tuple[int, dict[str, bytes]]], name: str, db: Any
     ) -> tuple[np.ndarray, np.ndarray]:
-        rows_with = [(r, ctx.buffers[name]) for r, ctx in contexts.items() if name in ctx.buffers]
+        rows_with = [(r, buffers[name]) for r, buffers in buffered if name in buffers]
         if not rows_with:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         sel = np.array([r for r, _ in rows_with], dtype=np.int64)
@@ -1192,7 +1167,7 @@ class Matcher:
         rows: np.ndarray,
         usable: np.ndarray,
         plen: np.ndarray,
-        contexts: dict[int, Any],
+        buffered: list[tuple[int, dict[str, bytes]]],
         only: list[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         proto = rows["proto"]
@@ -1202,7 +1177,7 @@ class Matcher:
             got = present.get(name)
             if got is None:
                 got = np.zeros(rows.shape[0], dtype=bool)
-                idx = [r for r, ctx in contexts.items() if name in ctx.buffers]
+                idx = [r for r, buffers in buffered if name in buffers]
                 got[idx] = True
                 present[name] = got
             return got
@@ -1427,15 +1402,15 @@ class Matcher:
         self._detected_rows = set()
         self._detected_side_rows = set()
         detected = self._detected
+        # per slot, its last inspected row in this batch so far in each direction
+        batch_last: dict[int, dict[int, int]] = {}
         for i, slot, g, to_server, pr, sp, dp, fl, seq, s, n, ts in columns:
             fresh = seen.get(slot) != g
             if fresh:
                 if slot in seen and keep_rows:
                     # the slot's earlier flow ended: match what it still held back, on
                     # its last rows (in this batch, or kept from an earlier one)
-                    earlier = idx[(flows_i == slot) & (idx < i)]
-                    for r in earlier.tolist():
-                        d = 0 if row_dir[r] == 0 else 1
+                    for d, r in batch_last.get(slot, {}).items():
                         last.setdefault(slot, {})[d] = (
                             rows[r : r + 1],
                             0,
@@ -1445,6 +1420,8 @@ class Matcher:
                     self._flushed += self._flush_flow(slot)
                 seen[slot] = g
                 last.pop(slot, None)
+            if keep_rows:
+                batch_last.setdefault(slot, {})[0 if to_server else 1] = i
             ctx = packet(slot, fresh, to_server, pr, sp, dp, fl, seq, mv[s : s + n].tobytes(), ts)
             out[i] = self._transaction(slot, fresh, ctx)
             if ctx.app_proto is not None and detected.get(slot) != (g, ctx.app_proto):
@@ -1584,7 +1561,7 @@ class Matcher:
         gen: np.ndarray,
         pstart: np.ndarray,
         plen: np.ndarray,
-        contexts: dict[int, Any],
+        contexts: dict[int, _TxView],
     ) -> list[Alert]:
         """Evaluate (row, rule, on_stream) candidates in row order, then rule order; a
         rule is tried on a row's stream only when it did not match the packet itself."""
@@ -1596,7 +1573,8 @@ class Matcher:
         stream_view: _Packet | None = None
         matched: set[int] = set()
         passed = False
-        for r, k, on_stream in pairs.tolist():
+        columns = (pairs[:, 0].tolist(), pairs[:, 1].tolist(), pairs[:, 2].tolist())
+        for r, k, on_stream in zip(*columns, strict=True):
             if r != current:
                 current = r
                 passed = False
@@ -1632,7 +1610,9 @@ class Matcher:
                 if k in matched:
                     continue
                 if stream_view is None:
-                    stream_view = packet.with_payload(contexts[r].stream)
+                    window = contexts[r].stream
+                    assert window is not None  # stream candidates are rows with a stream
+                    stream_view = packet.with_payload(window)
                 target = stream_view
             app = rule.app_protocol
             if app is not None and not _app_ok(app, packet.app_proto):

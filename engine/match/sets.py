@@ -130,7 +130,7 @@ class AddressSet:
 
 
 def address_int(hi: int, lo: int) -> int:
-    return (int(hi) << 64) | int(lo)
+    return (hi << 64) | lo
 
 
 def _port_fill(node: ast.Port, bitmap: np.ndarray) -> None:

@@ -11,97 +11,12 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from engine.match.conditions import COMPARISONS
+from engine.match.kernels import session_kernel
 from engine.windowing import SlidingWindow, WindowSpec
 from rules import ast
-
-# session bits per flow slot
-_S_SYN = 1
-_S_SYNACK = 2
-_S_EST = 4
-_S_ORIG = 8
-_S_RESP = 16
-_S_MIDSTREAM = 32
-_S_SWAP = 64  # the flow's first packet was a SYN-ACK from the initiator: swap directions
-_S_PICKUP = 128  # the flow's first packet was a SYN-ACK
-
-
-@numba.njit(cache=True)
-def session_kernel(
-    row_flow,
-    row_dir,
-    row_new,
-    proto,
-    tcp_flags,
-    midstream,
-    async_oneside,
-    state,
-    gen,
-    out_est,
-    out_gen,
-    out_dir,
-):
-    """Per row: whether its flow is established (after this packet), the slot's
-    generation, and the packet's direction (0 from the client, 1 from the server).
-
-    The direction is the flow table's, except for a TCP flow whose first packet is a
-    SYN-ACK: its sender is the server. TCP is established once the three-way
-    handshake completes (the initiator's ACK after a SYN-ACK), or, for a flow picked
-    up mid-stream when `midstream` allows it (Snort's default; Suricata's
-    stream.midstream), once both sides have sent, or at the server's ACK when the
-    flow was picked up at its SYN-ACK; other protocols once both sides have sent. With `async_oneside` (Suricata's stream.async-oneside) a session of
-    which only one side is seen becomes established too: on the client's ACK after
-    its SYN, on the server's ACK after its SYN-ACK, and at once when picked up
-    mid-stream.
-    """
-    for i in range(row_flow.shape[0]):
-        s = row_flow[i]
-        if s < 0:
-            out_est[i] = 0
-            out_gen[i] = 0
-            out_dir[i] = row_dir[i]
-            continue
-        f = tcp_flags[i]
-        syn = (f & 0x02) != 0
-        ack = (f & 0x10) != 0
-        tcp = proto[i] == 6
-        if row_new[i]:
-            gen[s] += 1
-            state[s] = 0
-            if tcp and syn and ack:
-                state[s] = _S_PICKUP | (_S_SWAP if row_dir[i] == 0 else 0)
-        st = state[s]
-        d = row_dir[i]
-        if (st & _S_SWAP) != 0:
-            d = 1 - d
-        st |= _S_ORIG if d == 0 else _S_RESP
-        if tcp:
-            if row_new[i] and not syn:
-                st |= _S_MIDSTREAM
-            if syn and not ack and d == 0:
-                st |= _S_SYN
-            elif syn and ack and d == 1:
-                st |= _S_SYNACK
-            elif ack and not syn:
-                handshake = d == 0 and (st & _S_SYNACK) != 0
-                server_side = d == 1 and (st & _S_SYNACK) != 0
-                one_side = (d == 0 and (st & _S_SYN) != 0) or server_side
-                # picked up at its SYN-ACK: the server's ACK completes the pickup
-                pickup = midstream and (st & _S_PICKUP) != 0 and server_side
-                if handshake or pickup or (async_oneside and one_side):
-                    st |= _S_EST
-            both = (st & _S_ORIG) != 0 and (st & _S_RESP) != 0
-            if midstream and (st & _S_MIDSTREAM) != 0 and (async_oneside or both):
-                st |= _S_EST
-        elif (st & _S_ORIG) != 0 and (st & _S_RESP) != 0:
-            st |= _S_EST
-        state[s] = st
-        out_est[i] = 1 if (st & _S_EST) != 0 else 0
-        out_gen[i] = gen[s]
-        out_dir[i] = d
 
 
 class SessionState:
