@@ -899,13 +899,11 @@ class Matcher:
                 continue
             if not self._addresses_ok(rule, packet) or not self._holds(rule, packet):
                 continue
-            self.stats.matches += 1
-            self._apply_bits(rule, packet)
-            if rule.rule.action == "pass":
+            alerting = self._matched(rule, packet)
+            if alerting is None:
                 break
-            if rule.noalert or not self._rate_ok(rule, packet):
-                continue
-            alerts.append(self._alert(None, rule, packet, one.linktype))
+            if alerting:
+                alerts.append(self._alert(None, rule, packet, one.linktype))
         return kept + alerts
 
     def _stream_candidates(
@@ -1501,13 +1499,11 @@ class Matcher:
                     if rule.index in view.tx.fired or not self._holds(rule, packet):
                         continue
                     view.tx.fired.add(rule.index)
-                    self.stats.matches += 1
-                    self._apply_bits(rule, packet)
-                    if rule.rule.action == "pass":
+                    alerting = self._matched(rule, packet)
+                    if alerting is None:
                         break
-                    if rule.noalert or not self._rate_ok(rule, packet):
-                        continue
-                    alerts.append(self._alert(None, rule, packet, linktype, view))
+                    if alerting:
+                        alerts.append(self._alert(None, rule, packet, linktype, view))
         return alerts
 
     def _transaction(self, slot: int, fresh: bool, ctx: Any) -> _TxView:
@@ -1639,12 +1635,11 @@ class Matcher:
                 if rule.index in ctx_r.tx.fired:
                     continue
                 ctx_r.tx.fired.add(rule.index)
-            self.stats.matches += 1
-            self._apply_bits(rule, packet)
-            if rule.rule.action == "pass":
+            alerting = self._matched(rule, packet)
+            if alerting is None:
                 passed = True
                 continue
-            if rule.noalert or not self._rate_ok(rule, packet):
+            if not alerting:
                 continue
             alert = self._alert(batch, rule, packet, view=ctx_r)
             if (
@@ -1695,6 +1690,16 @@ class Matcher:
         if fwd or not rule.bidirectional:
             return fwd
         return (rule.src is None or d in rule.src) and (rule.dst is None or s in rule.dst)
+
+    def _matched(self, rule: CompiledRule, p: _Packet) -> bool | None:
+        """A rule matched `p`: count it and apply its flowbits and flowints. None for a
+        pass rule (the packet's later rules are not tried); otherwise whether it
+        alerts (not `noalert`, and within its thresholds)."""
+        self.stats.matches += 1
+        self._apply_bits(rule, p)
+        if rule.rule.action == "pass":
+            return None
+        return not rule.noalert and self._rate_ok(rule, p)
 
     def _apply_bits(self, rule: CompiledRule, p: _Packet) -> None:
         if rule.rule.int_actions and p.slot >= 0:
