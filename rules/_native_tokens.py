@@ -26,42 +26,30 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 SOURCE = Path(__file__).with_name("_tokenizer.c")
 DISABLE_ENV = "SHRIKE_NO_C_TOKENIZER"
 _BUILD_SECONDS = 120
 
 
+def _bind(function: Any, *argtypes: Any) -> Any:
+    """`function` of the library, declared to take `argtypes` and return a C long."""
+    function.argtypes = argtypes
+    function.restype = ctypes.c_long
+    return function
+
+
 class NativeTokenizer:
     """The tokenizer's functions from a loaded library: tokens and line starts of ASCII text."""
 
     def __init__(self, library: ctypes.CDLL) -> None:
-        function = library.shrike_tokenize
-        function.argtypes = (
-            ctypes.c_char_p,
-            ctypes.c_long,
-            ctypes.c_long,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-            ctypes.c_long,
+        text, pointer, size = ctypes.c_char_p, ctypes.c_void_p, ctypes.c_long
+        self._tokenize = _bind(
+            library.shrike_tokenize, text, size, size, pointer, pointer, pointer, size
         )
-        function.restype = ctypes.c_long
-        self._tokenize = function
-        join = library.shrike_join_tokens
-        join.argtypes = (
-            ctypes.c_char_p,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-            ctypes.c_long,
-            ctypes.c_void_p,
-        )
-        join.restype = ctypes.c_long
-        self._join = join
-        lines = library.shrike_line_starts
-        lines.argtypes = (ctypes.c_char_p, ctypes.c_long, ctypes.c_void_p)
-        lines.restype = ctypes.c_long
-        self._lines = lines
+        self._join = _bind(library.shrike_join_tokens, text, pointer, pointer, size, pointer)
+        self._lines = _bind(library.shrike_line_starts, text, size, pointer)
 
     def tokens(self, data: bytes, start: int, end: int) -> tuple[bytes, list[int], list[str]]:
         """The tokens of data[start:end]: kind numbers (one byte each), starts and texts."""
