@@ -32,7 +32,7 @@ from types import ModuleType
 MANIFEST = Path(__file__).with_name("_compiled.json")
 PURE_ENV = "SHRIKE_PURE_PYTHON"
 ROOT = Path(__file__).resolve().parent.parent  # the folder holding the `rules` package
-_PACKAGES = ("rules", "engine")
+_PACKAGES = ("rules",)  # the packages setup.py compiles modules of
 
 
 def _source_digest(path: Path) -> str:

@@ -411,7 +411,7 @@ class FastParser:
             line = bisect_right(starts, start)
             self._line = line
             self._line_low = starts[line - 1]
-            self._line_high = starts[line] if line < len(starts) else len(self.text) + 1
+            self._line_high = starts[line]  # the line starts end with one past the text
         # Most spans end on the line they start on; only look further when they do not.
         end_line = line if stop <= self._line_high else bisect_right(starts, stop - 1)
         span = _object_new(_OPEN_SPAN)

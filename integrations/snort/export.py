@@ -278,8 +278,8 @@ def _comparison(node: ast.Comparison, writer: _Writer) -> None:
         if not direction and value in APP_PROTOCOL_RELATIVES:
             mode = ",exact"  # without it Suricata would also match the relatives
         writer.add("app-layer-protocol", f"{negation}{value}{mode}", foreign=True)
-    elif name == "app.protocol" and node.operator == "in" and _protocol_family(value):
-        writer.add("app-layer-protocol", _protocol_family(value), foreign=True)
+    elif name == "app.protocol" and node.operator == "in" and (family := _protocol_family(value)):
+        writer.add("app-layer-protocol", family, foreign=True)
     elif name == "dns.rrtype":  # Suricata multi-integer: `value[,index]`
         index = "" if node.index is None else f",{node.index}"
         writer.add(name, _number_test(node) + index, foreign=True)
@@ -312,8 +312,9 @@ def _protocol_family(value: object) -> str:
 
 def _negated_comparison(node: ast.Comparison, writer: _Writer) -> None:
     """`not` before a comparison: a protocol family (`!dns`) or a flag test (`!AP`)."""
-    if node.field.name == "app.protocol" and node.operator == "in" and _protocol_family(node.value):
-        writer.add("app-layer-protocol", "!" + _protocol_family(node.value), foreign=True)
+    family = _protocol_family(node.value) if node.field.name == "app.protocol" else ""
+    if node.operator == "in" and family:
+        writer.add("app-layer-protocol", "!" + family, foreign=True)
         return
     if node.field.name not in ("tcp.flags", "ip.fragbits") or node.operator != "has_any":
         raise Unexpressible("Snort negates only flag tests and protocols")
