@@ -1,13 +1,16 @@
 """Whole-pipeline throughput of `shrike run`'s packet path: pcap -> decode -> flows -> matcher.
 
-For each ruleset (none, the Snort 3 community rules, ET Open) every run happens
-in a fresh process; the table gives the median packets/s of N runs, the peak
-RSS and the rule compile time. When a `snort` binary is on PATH it runs in the
-same script on the same capture for the ratio; otherwise the reference figures
-are quoted.
+For each ruleset (none, the Snort 3 community rules, ET Open) and each worker
+count every run happens in a fresh process; the table gives the median packets/s
+of N runs, the peak RSS (the largest process's, with workers) and the rule
+compile time. With `--workers 1,2` each ruleset is also matched with its flows
+sharded across two processes (`shrike run --workers 2`). When a `snort` binary is
+on PATH it runs in the same script on the same capture for the ratio; otherwise
+the reference figures are quoted. Snort 3 takes one capture file on one packet
+thread, so the ratio for several workers compares wall-clock rates on one file.
 
     python3 ../shared/bench/make_bench_pcap.py /tmp/bench.pcap
-    python3 bench/run.py /tmp/bench.pcap [--runs 3] [--limit PACKETS] [--rulesets none,community,et]
+    python3 bench/run.py /tmp/bench.pcap [--runs 3] [--limit PACKETS] [--rulesets none,community,et] [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "rulesets"
@@ -36,14 +40,16 @@ RULESETS = {
 SNORT_REFERENCE = {"none": 430_000, "community": 300_000}
 
 
-def one_run(pcap: str, ruleset: str, limit: int | None) -> dict[str, float]:
-    """Run the pipeline once in this process; return packets, seconds, compile time, alerts."""
+def one_run(pcap: str, ruleset: str, limit: int | None, workers: int = 1) -> dict[str, float]:
+    """Run the pipeline once in this process (and its workers); return packets, seconds,
+    compile time, alerts."""
     sys.path.insert(0, str(ROOT))
     from engine.decode import decode
     from engine.flows import FlowTable, FlowTableConfig
     from engine.match import Matcher, compile_ruleset, load_rules
     from engine.match.loading import default_variables
-    from engine.match.stream import checksum_validator, iter_matches
+    from engine.match.stream import BatchResult, checksum_validator, iter_matches
+    from engine.match.workers import iter_matches_sharded
     from engine.pipeline import PacketPathStats, freeze_startup_heap
     from engine.sources import open_source
 
@@ -87,15 +93,34 @@ def one_run(pcap: str, ruleset: str, limit: int | None) -> dict[str, float]:
         matcher.inspector = Inspector()
     freeze_startup_heap()  # as `shrike run` does before the packets flow
     t0 = time.perf_counter()
-    with open_source("pcap", pcap, packet_limit=limit) as source:
-        for result in iter_matches(
-            source, matcher, FlowTableConfig(), stats=stats, checksums=checksums
-        ):
+    with open_source("pcap", pcap) as source:
+        sharded = None
+        results: Iterator[BatchResult]
+        if workers > 1:
+            results = sharded = iter_matches_sharded(
+                source,
+                lambda: open_source("pcap", pcap),
+                matcher,
+                workers,
+                FlowTableConfig(),
+                stats=stats,
+                checksums=checksums,
+            )
+        else:
+            results = iter_matches(
+                source, matcher, FlowTableConfig(), stats=stats, checksums=checksums
+            )
+        for result in results:
             alerts += len(result.alerts)
             if limit and stats.packets >= limit:
                 break
+        if sharded is not None:
+            sharded.close()  # the workers end (and count in RUSAGE_CHILDREN) with the loop
     elapsed = time.perf_counter() - t0
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_kb = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
     return {
         "packets": stats.packets,
         "seconds": elapsed,
@@ -133,10 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--limit", type=int, help="stop after this many packets")
     ap.add_argument("--rulesets", default="none,community,et")
+    ap.add_argument(
+        "--workers", default="1", help="worker counts to measure, e.g. 1,2 (rules only)"
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    counts = [int(w) for w in args.workers.split(",") if w]
     if args.one:
-        print(json.dumps(one_run(args.pcap, args.one, args.limit)))
+        print(json.dumps(one_run(args.pcap, args.one, args.limit, counts[0])))
         return 0
     if not Path(args.pcap).exists():
         print(
@@ -147,35 +176,41 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in args.rulesets.split(",") if n]
     print(f"capture {args.pcap}, {args.runs} runs each, limit {args.limit or 'none'}")
     print(
-        f"{'ruleset':<10} {'rules':>6} {'compile s':>9} {'packets':>9} {'median pps':>11} "
-        f"{'runs pps':<28} {'peak RSS MB':>11} {'alerts':>7} {'snort pps':>10} {'ratio':>6}"
+        f"{'ruleset':<10} {'workers':>7} {'rules':>6} {'compile s':>9} {'packets':>9} "
+        f"{'median pps':>11} {'runs pps':<28} {'peak RSS MB':>11} {'alerts':>7} "
+        f"{'snort pps':>10} {'ratio':>6}"
     )
     for name in names:
         if any(not Path(f).exists() for f in RULESETS[name]):
             print(f"{name:<10} ruleset files absent, skipped")
             continue
-        results = []
-        for _ in range(args.runs):
-            cmd = [sys.executable, __file__, args.pcap, "--one", name]
-            if args.limit:
-                cmd += ["--limit", str(args.limit)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        pps = [r["packets"] / r["seconds"] for r in results]
-        med = statistics.median(pps)
+        ways = [w for w in counts if w == 1 or RULESETS[name]]  # no rules: nothing to shard
+        results: dict[int, list[dict[str, float]]] = {w: [] for w in ways}
+        for _ in range(args.runs):  # worker counts in turn, so a slow spell hits each alike
+            for w in ways:
+                cmd = [sys.executable, __file__, args.pcap, "--one", name, "--workers", str(w)]
+                if args.limit:
+                    cmd += ["--limit", str(args.limit)]
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                results[w].append(json.loads(out.strip().splitlines()[-1]))
         snort_s = snort_run(args.pcap, name)
-        if snort_s is not None:
-            snort_pps = results[0]["packets"] / snort_s
-            snort_txt = f"{snort_pps:>10.0f}"
-        else:
-            snort_pps = SNORT_REFERENCE.get(name)
-            snort_txt = f"{snort_pps:>9}*" if snort_pps else f"{'n/a':>10}"
-        ratio = f"{med / snort_pps:>6.2f}" if snort_pps else f"{'n/a':>6}"
-        print(
-            f"{name:<10} {results[0]['rules']:>6} {statistics.median(r['compile_s'] for r in results):>9.2f} "
-            f"{results[0]['packets']:>9} {med:>11.0f} {' '.join(f'{p:.0f}' for p in pps):<28} "
-            f"{max(r['rss_mb'] for r in results):>11.0f} {results[0]['alerts']:>7} {snort_txt} {ratio}"
-        )
+        for w, runs in results.items():
+            pps = [r["packets"] / r["seconds"] for r in runs]
+            med = statistics.median(pps)
+            snort_pps: float | None
+            if snort_s is not None:
+                snort_pps = runs[0]["packets"] / snort_s
+                snort_txt = f"{snort_pps:>10.0f}"
+            else:
+                snort_pps = SNORT_REFERENCE.get(name)
+                snort_txt = f"{snort_pps:>9}*" if snort_pps else f"{'n/a':>10}"
+            ratio = f"{med / snort_pps:>6.2f}" if snort_pps else f"{'n/a':>6}"
+            print(
+                f"{name:<10} {w:>7} {runs[0]['rules']:>6} "
+                f"{statistics.median(r['compile_s'] for r in runs):>9.2f} "
+                f"{runs[0]['packets']:>9} {med:>11.0f} {' '.join(f'{p:.0f}' for p in pps):<28} "
+                f"{max(r['rss_mb'] for r in runs):>11.0f} {runs[0]['alerts']:>7} {snort_txt} {ratio}"
+            )
     if shutil.which("snort") is None:
         print(
             "* no snort binary on PATH: reference figures quoted (Snort 3 with Hyperscan, "

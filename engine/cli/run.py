@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import signal
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
+from dpdk_io.batch import Source
 from dpdk_io.errors import CaptureError
 from engine.anomaly.model import ModelError
 from engine.cli.progress import note_first_compile, packet_progress
@@ -26,6 +29,7 @@ from engine.match import Matcher, RuleLoadError, compile_ruleset, load_rules
 from engine.match.compiler import CompiledRuleset
 from engine.match.loading import default_variables
 from engine.match.stream import checksum_validator, iter_matches
+from engine.match.workers import WorkerError, host_state_rules, iter_matches_sharded
 from engine.pipeline import PacketPathStats, freeze_startup_heap
 from engine.sinks import Sink, SinkError, open_sink
 from engine.sources import SOURCE_KINDS, open_source
@@ -96,8 +100,28 @@ def register(sub: Any) -> None:
         help="send verdicts to this Elasticsearch (default: output.elasticsearch.url, "
         "$SHRIKE_ES_URL; without one, verdicts go to the embedded store)",
     )
+    p.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=1,
+        metavar="N",
+        help="match each capture's flows in N processes (pcap files; 'auto': one per core). "
+        "Alerts and verdicts are those of one process, in the same order",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
+
+
+def _worker_count(text: str) -> int:
+    if text == "auto":
+        return os.cpu_count() or 1
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a count of 1 or more, or 'auto', not {text!r}")
+    return n
 
 
 def _inspector_for(ruleset: CompiledRuleset) -> Any:
@@ -192,6 +216,20 @@ def run(args: argparse.Namespace) -> int:
             f"{summary['slow_path_rules']} slow path, {summary['skipped']} skipped)"
         )
         args.matcher = Matcher(compiled, inspector=_inspector_for(compiled), profile=args.profile)
+        if args.workers > 1 and not args.pcap:
+            print(
+                "shrike run: --workers splits pcap files (--pcap); matching in one process",
+                file=sys.stderr,
+            )
+            args.workers = 1
+        held = host_state_rules(compiled)
+        if args.workers > 1 and held:
+            print(
+                f"shrike run: rules {', '.join(map(str, held[:5]))}{' ...' if len(held) > 5 else ''} "
+                "keep bits per host, which span flows; matching in one process",
+                file=sys.stderr,
+            )
+            args.workers = 1
         args.reloader = RuleReloader(args.rules, variables, args.matcher)
         if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGHUP, args.reloader.request)
@@ -281,30 +319,50 @@ def _print_profile(matcher: Matcher) -> None:
 
 
 def _records(
-    source: Any, args: argparse.Namespace, stats: PacketPathStats, tick: Any
+    source: Source,
+    reopen: Callable[[], Source],
+    args: argparse.Namespace,
+    stats: PacketPathStats,
+    tick: Any,
 ) -> Iterator[FlowRecords]:
     """Flow records of the source; on the way, alerts go to EVE, and matches, detections
-    and anomaly scores are fused into verdicts that go to the sink."""
+    and anomaly scores are fused into verdicts that go to the sink. With workers, each
+    reads the input again from its own `reopen()`."""
     hybrid: HybridEngine = args.hybrid
     sink: Sink = args.sink
     if args.matcher is not None:
         args.matcher.ruleset_name = ",".join(args.rules)
-    for result in iter_matches(
-        source,
-        args.matcher,
-        args.flow_config,
-        stats=stats,
-        on_batch=tick,
-        checksums=args.checksums,
-        before_batch=args.reloader.between_batches if args.reloader else None,
-    ):
+    reload = args.reloader.between_batches if args.reloader else None
+    if args.matcher is not None and args.workers > 1:
+        results = iter_matches_sharded(
+            source,
+            reopen,
+            args.matcher,
+            args.workers,
+            args.flow_config,
+            stats=stats,
+            on_batch=tick,
+            checksums=args.checksums,
+            before_batch=reload,
+        )
+    else:
+        results = iter_matches(
+            source,
+            args.matcher,
+            args.flow_config,
+            stats=stats,
+            on_batch=tick,
+            checksums=args.checksums,
+            before_batch=reload,
+        )
+    for result in results:
         if result.alerts and args.eve_writer is not None:
             args.eve_writer.write(result.alerts)
         matches = [a.match for a in result.alerts]
         if result.decoded is not None:
             verdicts = hybrid.observe(result.decoded, result.ended, matches)
         else:
-            verdicts = hybrid.process_records(result.ended)
+            verdicts = hybrid.process_records(result.ended, matches)
         # called every batch, even with nothing: a sink commits partial batches on time
         sink.write_batch(verdicts)
         if len(result.ended):
@@ -324,27 +382,29 @@ def _run_one(kind: str, target: str, args: argparse.Namespace, store: FlowStore)
     protos: Counter[str] = Counter()
     started = time.perf_counter()
     status = 0
+    reopen = partial(
+        open_source,
+        kind,
+        target,
+        bpf_filter=args.bpf_filter,
+        dpdk_config=args.dpdk_config,
+        packet_limit=args.count,
+    )
     try:
-        source = open_source(
-            kind,
-            target,
-            bpf_filter=args.bpf_filter,
-            dpdk_config=args.dpdk_config,
-            packet_limit=args.count,
-        )
+        source = reopen()
     except (CaptureError, OSError, ValueError) as exc:
         print(f"shrike run: {exc}", file=sys.stderr)
         return 2
     try:
         with source, packet_progress(enabled=not args.no_progress) as tick:
-            for records in _records(source, args, stats, tick):
+            for records in _records(source, reopen, args, stats, tick):
                 store.write_flows(records, source=target)
                 states.update(records.conn_states())
                 protos.update(str(p) for p in records.columns["proto"].tolist())
     except CaptureError as exc:
         print(f"shrike run: {exc}", file=sys.stderr)
         status = 1
-    except (StoreError, SinkError) as exc:
+    except (StoreError, SinkError, WorkerError) as exc:
         print(f"shrike run: {exc}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - started

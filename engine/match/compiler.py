@@ -158,6 +158,7 @@ class CompiledRule:
     # `=>` (Suricata transaction rules): the header names the client and the server, and
     # packets from the server to the client match it the other way round
     replies: bool = False
+    host_bits: bool = False  # sets or tests bits kept per host (xbits), across flows
 
 
 @dataclass(slots=True)
@@ -447,29 +448,34 @@ def stream_mode(rule: ast.Rule, buffers: frozenset[str]) -> int:
     return STREAM_ALSO
 
 
-def _bit_usage(rule: ast.Rule) -> tuple[bool, bool, bool]:
+def _bit_usage(rule: ast.Rule) -> tuple[bool, bool, bool, bool]:
+    """Whether the rule sets bits or flowints, reads them, has `noalert`, and sets or
+    reads bits kept per host rather than per flow (xbits)."""
     sets = bool(rule.int_actions) or any(
         b.action in ("set", "unset", "toggle", "setx", "reset") for b in rule.bit_actions
     )
     noalert = any(b.action == "noalert" for b in rule.bit_actions)
+    tests: list[ast.Flowbits | ast.Flowint] = []
 
-    def reads(cond: ast.Condition | None) -> bool:
-        if cond is None:
-            return False
+    def collect(cond: ast.Condition | None) -> None:
         if isinstance(cond, ast.Flowbits | ast.Flowint):
-            return True
-        if isinstance(cond, ast.And | ast.Or):
-            return any(reads(c) for c in cond.operands)
-        if isinstance(cond, ast.Not):
-            return reads(cond.operand)
-        return False
+            tests.append(cond)
+        elif isinstance(cond, ast.And | ast.Or):
+            for c in cond.operands:
+                collect(c)
+        elif isinstance(cond, ast.Not):
+            collect(cond.operand)
 
-    return sets, reads(rule.condition), noalert
+    collect(rule.condition)
+    host = any(
+        b.kind != "flowbits" for b in (*tests, *rule.bit_actions) if isinstance(b, ast.Flowbits)
+    )
+    return sets, bool(tests), noalert, host
 
 
 def rule_order(rule: ast.Rule) -> tuple[int, int]:
     """Evaluation order within a packet: pass rules first, then flowbit setters before readers."""
-    sets, reads, _ = _bit_usage(rule)
+    sets, reads, _, _ = _bit_usage(rule)
     stage = 0 if sets and not reads else 1 if sets else 3 if reads else 2
     return (0 if rule.action == "pass" else 1, stage)
 
@@ -525,7 +531,7 @@ def compile_ruleset(
             )
             continue
         direction, established, frag = _flow_options(header)
-        sets, reads, noalert = _bit_usage(rule)
+        sets, reads, noalert, host_bits = _bit_usage(rule)
         buffers = frozenset(
             "pkt_data" if s.buffer.name in PAYLOAD_BUFFERS else s.buffer.name
             for s in _all_sequences(rule.condition)
@@ -566,6 +572,7 @@ def compile_ruleset(
                 noalert=noalert,
                 stream=stream,
                 replies=header.direction == "=>",
+                host_bits=host_bits,
             )
         )
     databases = _build_databases(compiled)

@@ -111,6 +111,14 @@ class Alert:
     #: its flow it matched (Suricata's `tx_id`) and that transaction's buffers.
     tx_id: int | None = None
     tx_buffers: dict[str, Any] | None = None
+    #: From a matcher on one shard of the flows (`Matcher.shard`): the rule's threshold
+    #: and window inputs, for `Matcher.admit` to decide in capture order across shards.
+    rate: RateInputs | None = None
+
+
+#: A rule's threshold and window inputs for one match: per threshold its tracking key
+#: and `unique` value, and the window's group key and value (or None).
+RateInputs = tuple[tuple[tuple[Hashable, Hashable], ...], tuple[Hashable, Any] | None]
 
 
 @dataclass(slots=True)
@@ -554,6 +562,7 @@ class _Loaded:
     has_stream_only: bool = False
     has_stream: bool = False
     reads_stream_size: bool = False  # some rule compares `stream.size.*`
+    by_id: dict[tuple[int, int], CompiledRule] = field(default_factory=dict)  # (gid, sid)
 
     @classmethod
     def of(cls, ruleset: CompiledRuleset) -> _Loaded:
@@ -565,8 +574,15 @@ class _Loaded:
             for r in rules
             for side in ("client", "server", "both", "either")
         )
+        by_id = {(r.rule.gid or 1, r.rule.id): r for r in rules}
         return cls(
-            ruleset, _RuleArrays.build(rules), slow, only, any(r.stream for r in rules), sizes
+            ruleset,
+            _RuleArrays.build(rules),
+            slow,
+            only,
+            any(r.stream for r in rules),
+            sizes,
+            by_id,
         )
 
 
@@ -598,6 +614,10 @@ class Matcher:
     bad_checksum_packets: bool = False
     stats: MatcherStats = field(default_factory=MatcherStats)
     profiles: dict[int, RuleProfile] = field(default_factory=dict)
+    # the worker this matcher is, when flows are sharded across workers
+    # (`engine.match.workers`): thresholds and windows count matches of every shard, so
+    # alerts of rules with them carry their inputs and the parent admits them in order
+    shard: int | None = None
 
     def __post_init__(self) -> None:
         self._loaded = _Loaded.of(self.ruleset)
@@ -1737,8 +1757,16 @@ class Matcher:
                             self.bits.set_host_bit(track, key, name, p.ts, action.expire)
 
     def _rate_ok(self, rule: CompiledRule, p: _Packet) -> bool:
-        rid = rule.rule.id
-        for i, th in enumerate(rule.rule.thresholds):
+        r = rule.rule
+        if not r.thresholds and r.window is None:
+            return True
+        if self.shard is not None:
+            return True  # decided by the parent (`admit`), from the alert's `rate`
+        return self._rate_allows(r, self._rate_inputs(r, p), p.ts)
+
+    def _rate_inputs(self, r: rules_ast.Rule, p: _Packet) -> RateInputs:
+        keys: list[tuple[Hashable, Hashable]] = []
+        for th in r.thresholds:
             if th.track == "src":
                 key: Hashable = p.src_int()
             elif th.track == "dst":
@@ -1746,20 +1774,39 @@ class Matcher:
             elif th.track == "both":
                 key = (p.src_int(), p.dst_int())
             elif th.track == "flow" and p.slot >= 0:
-                key = ("flow", p.slot, p.gen)
+                key = ("flow", self.shard, p.slot, p.gen)
             else:
                 key = None
-            value = p.field(th.unique) if th.unique is not None else None
-            if not self.thresholds.allow(rid, i, th, key, p.ts, value):
-                return False
-        w = rule.rule.window
+            keys.append((key, p.field(th.unique) if th.unique is not None else None))
+        w = r.window
+        window = None
         if w is not None:
-            group = tuple(p.field(f.name) for f in w.group_by)
             agg = w.aggregate
-            value = p.field(agg.field.name) if agg.field is not None else None
-            if not self.windows.observe(rid, w, group, value, p.ts):
+            window = (
+                tuple(p.field(f.name) for f in w.group_by),
+                p.field(agg.field.name) if agg.field is not None else None,
+            )
+        return tuple(keys), window
+
+    def _rate_allows(self, r: rules_ast.Rule, inputs: RateInputs, ts: float) -> bool:
+        keys, window = inputs
+        for i, (th, (key, value)) in enumerate(zip(r.thresholds, keys, strict=True)):
+            if not self.thresholds.allow(r.id, i, th, key, ts, value):
                 return False
+        if window is not None and r.window is not None:
+            return self.windows.observe(r.id, r.window, window[0], window[1], ts)
         return True
+
+    def admit(self, alert: Alert) -> bool:
+        """Whether an alert from a shard's matcher stands: its rule's thresholds and
+        windows, counted here over the alerts of every shard in capture order."""
+        if alert.rate is None:
+            return True
+        m = alert.match
+        rule = self._loaded.by_id.get((m.gid, m.rule_id))
+        if rule is None:  # the running rules no longer hold it (a reload): as it came
+            return True
+        return self._rate_allows(rule.rule, alert.rate, m.ts)
 
     def _alert(
         self,
@@ -1823,6 +1870,9 @@ class Matcher:
         if view is not None and rule.buffers - {"pkt_data"} and view.tx.number >= 0:
             tx_id = view.tx.number
             tx_buffers = view.buffers
+        rate = None
+        if self.shard is not None and (r.thresholds or r.window is not None):
+            rate = self._rate_inputs(r, p)
         return Alert(
             match,
             src,
@@ -1836,6 +1886,7 @@ class Matcher:
             raw,
             tx_id,
             tx_buffers,
+            rate,
         )
 
     def end_flows(self, slots: np.ndarray) -> None:

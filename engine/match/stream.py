@@ -55,11 +55,14 @@ def iter_matches(
     on_batch: Callable[[int], None] | None = None,
     checksums: ChecksumMask | None = None,
     before_batch: Callable[[], None] | None = None,
+    shard: Callable[[DecodedBatch], DecodedBatch] | None = None,
 ) -> Iterator[BatchResult]:
     """Per batch, the alerts raised, the flows that ended and the decoded packets; then
     the remaining flows. Without a matcher, every batch has no alerts.
 
-    `before_batch` runs between batches (hot reload swaps rulesets there).
+    `before_batch` runs between batches (hot reload swaps rulesets there). `shard`
+    keeps the rows of the flows one worker tracks (`engine.match.workers`); every
+    non-empty batch still gives a result.
     A `CaptureError` is raised after everything read before it was yielded.
     """
     table = FlowTable(config or FlowTableConfig())
@@ -74,12 +77,17 @@ def iter_matches(
                 continue
             decoded = defrag.reassemble(decode(batch))
             st.count_batch(len(batch), decoded)
+            # reassembled datagrams are packets of `decoded.batch`, after the captured ones;
+            # a packet is bad when any of its rows is, whichever shard the rows fall to
+            packets = decoded.batch
+            bad = None
+            if matcher is not None and checksums is not None:
+                bad = checksums(packets, decoded)
+            if shard is not None:
+                decoded = shard(decoded)
             events = table.update(decoded)
             alerts: list[Alert] = []
             if matcher is not None:
-                # reassembled datagrams are packets of `decoded.batch`, after the captured ones
-                packets = decoded.batch
-                bad = checksums(packets, decoded) if checksums is not None else None
                 alerts = matcher.scan(packets, decoded, events, bad)
             if on_batch is not None:
                 on_batch(len(batch))

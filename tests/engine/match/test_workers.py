@@ -1,0 +1,191 @@
+"""Flows sharded across worker processes: the same alerts, in the same order, as one process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
+
+from dpdk_io.batch import Source
+from dpdk_io.pcap import PcapSource
+from engine.decode import decode
+from engine.inspect import Inspector
+from engine.match import Alert, Matcher, compile_ruleset, load_rules
+from engine.match.loading import default_variables
+from engine.match.stream import checksum_validator, iter_matches
+from engine.match.workers import (
+    WorkerError,
+    flow_shards,
+    host_state_rules,
+    iter_matches_sharded,
+    keep_shard,
+)
+from engine.sources import open_source
+from tests.engine.match.traffic import MACS, matcher_for
+
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+COMMUNITY = SHARED / "rulesets" / "snort3-community" / "snort3-community.rules"
+RULES = """
+rule "admin page" { id 11 match tcp to any port 80 established to_server
+  where pkt_data contains "/admin" }
+rule "many DNS queries from one source" { id 12 match udp to any port 53
+  where pkt_data contains "QQQ" detection_filter 5 per 60s by src }
+rule "one alert per destination" { id 13 match udp to any port 53
+  where pkt_data contains "QQQ" threshold limit 1 per 60s by dst }
+rule "probe burst" { id 14 match udp to any port 53
+  where pkt_data contains "QQQ" window 60s by src.ip: count() >= 4 }
+"""
+
+
+def _capture(path: Path) -> None:
+    """Web sessions and DNS queries from two clients, each to many servers, interleaved."""
+    frames = []
+    for i in range(24):
+        client = f"10.0.0.{1 + i % 2}"
+        server = f"192.0.2.{10 + i}"
+        sport = 40000 + i
+        frames += [
+            IP(src=client, dst=server) / TCP(sport=sport, dport=80, flags="S", seq=100),
+            IP(src=server, dst=client) / TCP(sport=80, dport=sport, flags="SA", seq=500, ack=101),
+            IP(src=client, dst=server) / TCP(sport=sport, dport=80, flags="A", seq=101, ack=501),
+            IP(src=client, dst=server)
+            / TCP(sport=sport, dport=80, flags="PA", seq=101, ack=501)
+            / (b"GET /admin HTTP/1.1\r\n\r\n" if i % 3 == 0 else b"GET / HTTP/1.1\r\n\r\n"),
+            IP(src=client, dst=f"198.51.100.{i % 5}") / UDP(sport=50000 + i, dport=53) / b"QQQ",
+        ]
+    out = [Ether(**MACS) / f for f in frames]
+    for k, f in enumerate(out):
+        f.time = 1_700_000_000 + k * 0.01
+    wrpcap(str(path), out)
+
+
+def _run(
+    pcap: Path, matcher: Matcher, workers: int, *, batch_size: int | None = None
+) -> list[Alert]:
+    reopen: Callable[[], Source] = partial(PcapSource, pcap, batch_size=batch_size or 65_536)
+    checksums = checksum_validator("all")
+    alerts: list[Alert] = []
+    with reopen() as source:
+        if workers == 1:
+            results = iter_matches(source, matcher, checksums=checksums)
+        else:
+            results = iter_matches_sharded(source, reopen, matcher, workers, checksums=checksums)
+        for result in results:
+            alerts += result.alerts
+    return alerts + matcher.finish()
+
+
+def _keys(alerts: list[Alert]) -> list[tuple[int, int | None]]:
+    return [(a.match.rule_id, a.match.packet) for a in alerts]
+
+
+def test_a_flow_goes_to_one_worker_both_ways_and_flows_spread_over_workers(
+    tmp_path: Path,
+) -> None:
+    _capture(tmp_path / "t.pcap")
+    with open_source("pcap", str(tmp_path / "t.pcap")) as source:
+        batch = source.next_batch()
+    assert batch is not None
+    rows = decode(batch).rows
+    shards = flow_shards(rows, 2)
+    by_flow: dict[tuple[object, ...], set[int]] = {}
+    for row, shard in zip(rows, shards.tolist(), strict=True):
+        ends = sorted(
+            [(tuple(row["src"]), int(row["sport"])), (tuple(row["dst"]), int(row["dport"]))]
+        )
+        by_flow.setdefault((*ends, int(row["proto"])), set()).add(shard)
+    assert len(by_flow) == 48
+    assert all(len(s) == 1 for s in by_flow.values())
+    per_worker = np.bincount([next(iter(s)) for s in by_flow.values()], minlength=2)
+    assert per_worker.min() >= 12, per_worker  # neither worker idles
+    kept = [keep_shard(decode(batch), k, 2).rows.shape[0] for k in range(2)]
+    assert sum(kept) == rows.shape[0] and min(kept) > 0
+
+
+def test_sharded_alerts_equal_one_process_with_thresholds_and_windows_across_shards(
+    tmp_path: Path,
+) -> None:
+    pcap = tmp_path / "t.pcap"
+    _capture(pcap)
+    one = _run(pcap, matcher_for(RULES), 1, batch_size=16)
+    # the thresholds and windows count DNS flows of one source that two workers match
+    with open_source("pcap", str(pcap)) as source:
+        batch = source.next_batch()
+    assert batch is not None
+    rows = decode(batch).rows
+    dns = rows[rows["dport"] == 53]
+    shards = flow_shards(dns, 2)
+    for client in (1, 2):
+        of_client = (dns["src"][:, 1] & 0xFF) == client
+        assert set(shards[of_client].tolist()) == {0, 1}
+    parent = matcher_for(RULES)
+    sharded = _run(pcap, parent, 2, batch_size=16)
+    assert _keys(sharded) == _keys(one)
+    sids = [k for k, _ in _keys(one)]
+    assert sids.count(11) == 8
+    assert sids.count(12) == 14  # the 6th to 12th query of each source
+    assert sids.count(13) == 5  # one per resolver
+    assert sids.count(14) == 2  # once per source
+    assert parent.stats.alerts == len(one)
+    assert all(a.rate is None for a in one)
+    assert {a.match.rule_id for a in sharded if a.rate is not None} == {12, 13, 14}
+
+
+def test_each_flow_is_reassembled_and_parsed_by_its_worker(tmp_path: Path) -> None:
+    pcap = tmp_path / "t.pcap"
+    _capture(pcap)
+    text = 'rule "admin uri" { id 21 match http where http.uri contains "/admin" }'
+    one = _run(pcap, matcher_for(text, inspector=Inspector()), 1)
+    sharded = _run(pcap, matcher_for(text, inspector=Inspector()), 3, batch_size=7)
+    assert len(one) == 8
+    assert _keys(sharded) == _keys(one)
+    assert [a.tx_buffers for a in sharded] == [a.tx_buffers for a in one]
+
+
+def test_a_failing_worker_is_reported_not_waited_for(tmp_path: Path) -> None:
+    pcap = tmp_path / "t.pcap"
+    _capture(pcap)
+    parent = os.getpid()
+
+    def reopen() -> Source:
+        if os.getpid() != parent:
+            raise ValueError("capture vanished")
+        return open_source("pcap", str(pcap))
+
+    with reopen() as source, pytest.raises(WorkerError, match="capture vanished"):
+        for _ in iter_matches_sharded(source, reopen, matcher_for(RULES), 2):
+            pass
+
+
+def test_rules_with_bits_per_host_are_named() -> None:
+    rules = matcher_for(
+        'rule "a" { id 31 match tcp where pkt_data contains "x" '
+        "xbits set seen track ip_src expire 60 }\n"
+        'rule "b" { id 32 match tcp where pkt_data contains "y" flowbits set other }'
+    ).ruleset
+    assert host_state_rules(rules) == [31]
+
+
+@pytest.mark.skipif(not COMMUNITY.exists(), reason=f"{COMMUNITY} absent (shared test data)")
+@pytest.mark.parametrize(
+    "capture",
+    ["pcaps/ndpi/1kxun.pcap", "attack-pcaps/sgr-favilli/hs-icmpScan.pcap"],
+)
+def test_community_rules_on_real_captures_alert_alike_with_two_workers(capture: str) -> None:
+    rules, table, _ = load_rules(
+        [COMMUNITY], default_variables({"HOME_NET": "any", "EXTERNAL_NET": "any"})
+    )
+    compiled = compile_ruleset(rules, table)
+    one = _run(SHARED / capture, Matcher(compiled, inspector=Inspector()), 1)
+    parent = Matcher(compiled, inspector=Inspector())
+    sharded = _run(SHARED / capture, parent, 2)
+    assert one, "the capture raises alerts"
+    assert _keys(sharded) == _keys(one)
+    assert parent.stats.alerts == len(one)
