@@ -28,7 +28,7 @@ from engine.hybrid import HybridEngine
 from engine.match import Matcher, RuleLoadError, compile_ruleset, load_rules
 from engine.match.compiler import CompiledRuleset
 from engine.match.loading import default_variables
-from engine.match.stream import checksum_validator, iter_matches
+from engine.match.stream import BatchResult, checksum_validator, iter_matches
 from engine.match.workers import WorkerError, host_state_rules, iter_matches_sharded
 from engine.pipeline import PacketPathStats, freeze_startup_heap
 from engine.sinks import Sink, SinkError, open_sink
@@ -333,6 +333,7 @@ def _records(
     if args.matcher is not None:
         args.matcher.ruleset_name = ",".join(args.rules)
     reload = args.reloader.between_batches if args.reloader else None
+    results: Iterator[BatchResult]
     if args.matcher is not None and args.workers > 1:
         results = iter_matches_sharded(
             source,
