@@ -1200,49 +1200,50 @@ class Matcher:
                 present[name] = got
             return got
 
-        proto_masks: dict[frozenset[int], np.ndarray] = {}
-        port_masks: dict[tuple[int, str], np.ndarray] = {}
         columns: dict[str, np.ndarray] = {"dsize": plen}
+        # per protocol set its usable rows, with their ports; per header (protocols,
+        # ports, both ways) the rows it admits: each rule then filters only those
+        by_protocols: dict[frozenset[int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        by_header: dict[tuple[frozenset[int], int, int, bool], np.ndarray] = {}
         out_rows: list[np.ndarray] = []
         out_rules: list[np.ndarray] = []
-
-        def ports(set_id: int, column: str) -> np.ndarray:
-            got = port_masks.get((set_id, column))
-            if got is None:
-                got = rs.port_sets[set_id][rows[column]]
-                port_masks[(set_id, column)] = got
-            return got
-
+        port_sets = rs.port_sets
         for k in rs.slow_rules if only is None else only:
             rule = rs.rules[k]
-            key = rule.protocols
-            m = proto_masks.get(key)
-            if m is None:
-                if len(key) == 256:
-                    m = usable
-                else:
-                    m = usable & np.isin(proto, np.array(sorted(key), dtype=np.uint8))
-                proto_masks[key] = m
-            if not m.any():
-                continue
-            fwd = ports(rule.sport_set, "sport") & ports(rule.dport_set, "dport")
-            if rule.bidirectional or rule.replies:
-                fwd = fwd | (ports(rule.sport_set, "dport") & ports(rule.dport_set, "sport"))
-            m = m & fwd
-            if rule.min_payload:
-                m &= plen >= rule.min_payload
+            both = rule.bidirectional or rule.replies
+            header = (rule.protocols, rule.sport_set, rule.dport_set, both)
+            idx = by_header.get(header)
+            if idx is None:
+                base = by_protocols.get(rule.protocols)
+                if base is None:
+                    if len(rule.protocols) == 256:
+                        live = np.nonzero(usable)[0]
+                    else:
+                        wanted = np.array(sorted(rule.protocols), dtype=np.uint8)
+                        live = np.nonzero(usable & np.isin(proto, wanted))[0]
+                    base = (live, rows["sport"][live], rows["dport"][live])
+                    by_protocols[rule.protocols] = base
+                live, sport, dport = base
+                src_ok, dst_ok = port_sets[rule.sport_set], port_sets[rule.dport_set]
+                fwd = src_ok[sport] & dst_ok[dport]
+                if both:
+                    fwd |= src_ok[dport] & dst_ok[sport]
+                idx = live[fwd]
+                by_header[header] = idx
+            if rule.min_payload and idx.shape[0]:
+                idx = idx[plen[idx] >= rule.min_payload]
             for name in rule.needs_buffers:
-                m &= with_buffer(name)
+                idx = idx[with_buffer(name)[idx]]
             for vt in rule.vector:
+                if not idx.shape[0]:
+                    break
                 col = columns.get(vt.column)
                 if col is None:
-                    col = rows[vt.column]
-                    columns[vt.column] = col
-                m &= vt.test(col)
-            r = np.nonzero(m)[0]
-            if r.shape[0]:
-                out_rows.append(r)
-                out_rules.append(np.full(r.shape[0], k, dtype=np.int64))
+                    col = columns[vt.column] = rows[vt.column]
+                idx = idx[vt.test(col[idx])]
+            if idx.shape[0]:
+                out_rows.append(idx)
+                out_rules.append(np.full(idx.shape[0], k, dtype=np.int64))
         if not out_rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(out_rows), np.concatenate(out_rules)
