@@ -504,6 +504,7 @@ class _RuleArrays:
     # bool: the rule tests only the detected application protocol (Suricata's
     # protocol-detection-only signatures), so it is tried where detection happened
     detection_only: np.ndarray
+    flushed: np.ndarray  # indexes of the rules tried on buffers flushed at a flow's end
 
     @classmethod
     def build(cls, rules: list[CompiledRule]) -> _RuleArrays:
@@ -511,6 +512,8 @@ class _RuleArrays:
         proto_ok = np.zeros((n, 256), dtype=bool)
         for r in rules:
             proto_ok[r.index, list(r.protocols)] = True
+        stream = np.array([r.stream for r in rules], dtype=np.int8)
+        reads_app = np.array([bool(r.buffers - {"pkt_data"}) for r in rules], dtype=bool)
         return cls(
             proto_ok=proto_ok,
             sport_set=np.array([r.sport_set for r in rules], dtype=np.int64),
@@ -521,9 +524,10 @@ class _RuleArrays:
             established=np.array([r.established for r in rules], dtype=np.int8),
             frag=np.array([r.frag for r in rules], dtype=np.int8),
             any_proto=np.array([len(r.protocols) == 256 for r in rules], dtype=bool),
-            stream=np.array([r.stream for r in rules], dtype=np.int8),
-            reads_app=np.array([bool(r.buffers - {"pkt_data"}) for r in rules], dtype=bool),
+            stream=stream,
+            reads_app=reads_app,
             detection_only=np.array([_detection_only(r) for r in rules], dtype=bool),
+            flushed=np.nonzero(reads_app & (stream != STREAM_ONLY))[0],
         )
 
 
@@ -1477,7 +1481,7 @@ class Matcher:
             return []
         loaded = self._loaded
         rs = loaded.ruleset
-        app_rules = np.nonzero(loaded.arrays.reads_app & (loaded.arrays.stream != STREAM_ONLY))[0]
+        app_rules = loaded.arrays.flushed
         alerts: list[Alert] = []
         for ctx in flush(slot):
             if not ctx.buffers and not getattr(ctx, "more", ()):
