@@ -72,7 +72,9 @@ _UDP_APPS = frozenset({"ntp", "dhcp", "tftp", "snmp", "ikev2", "ike", "quic", "s
 
 #: Fast patterns shorter than this hit too often to pay for a prefilter callback per
 #: occurrence; their rules take the slow path, prefiltered by header and payload length.
-MIN_FAST_PATTERN = 4
+#: Three bytes pay: the TLS record headers of the Heartbleed rules ("|18 03 01|") are
+#: rare in payloads, while without a fast pattern every TLS packet was a candidate.
+MIN_FAST_PATTERN = 3
 
 #: Buffers whose fast patterns are scanned in the packet payload.
 PAYLOAD_BUFFERS = frozenset({"pkt_data", "raw_data"})

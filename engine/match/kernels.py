@@ -122,3 +122,13 @@ def run_kernel(arr, cstart, lens, run_byte, run_nocase, run_len, fold, interesti
                         out[k, j] = True
                 elif run_byte[k] == b and exact >= run_len[k]:
                     out[k, j] = True
+
+
+@numba.njit(cache=True)
+def gather_kernel(data, starts, lens, cstart, out):
+    """out[cstart[j] : cstart[j] + lens[j]] = data[starts[j] : starts[j] + lens[j]]."""
+    for j in range(starts.shape[0]):
+        s = starts[j]
+        o = cstart[j]
+        for k in range(lens[j]):
+            out[o + k] = data[s + k]

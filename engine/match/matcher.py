@@ -41,7 +41,7 @@ from engine.match.compiler import (
     reads_field,
 )
 from engine.match.conditions import ROW_COLUMNS
-from engine.match.kernels import run_kernel
+from engine.match.kernels import gather_kernel, run_kernel
 from engine.match.onesided import OneSided, OneSidedSessions
 from engine.match.payload import Scratch
 from engine.match.sets import address_int
@@ -432,6 +432,20 @@ def _segments_with_runs(
         out,
     )
     return [np.nonzero(out[k])[0] for k in range(len(runs))]
+
+
+def _rule_pairs(
+    sel: np.ndarray, seg: np.ndarray, pid: np.ndarray, db: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row, rule) pairs from pattern hits: segment `seg[i]` (row `sel[seg[i]]`) holds
+    pattern `pid[i]`; each distinct pair gives the pattern's rules once."""
+    if seg.shape[0] == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    width = len(db.rules) + 1
+    key = np.unique(seg * width + pid)
+    rule_lists = [db.rules[p] for p in (key % width).tolist()]
+    counts = np.fromiter((a.shape[0] for a in rule_lists), dtype=np.int64, count=len(rule_lists))
+    return np.repeat(sel[key // width], counts), np.concatenate(rule_lists)
 
 
 def header_lines(raw: bytes) -> bytes:
@@ -1039,18 +1053,11 @@ class Matcher:
         ok = (end <= cstart[seg] + lens[seg]) & (end > boundary)
         spans = ok & ((start < boundary) | (end > own_end))
         sel = np.array([r for r, *_ in picked], dtype=np.int64)
-        out_rows: list[np.ndarray] = []
-        out_rules: list[np.ndarray] = []
-        for mask, only in ((spans, False), (ok & ~spans, True)):
-            for s_, p_ in set(zip(seg[mask].tolist(), pid[mask].tolist(), strict=True)):
-                rules = db.rules[p_]
-                if only:
-                    rules = rules[loaded.arrays.stream[rules] == STREAM_ONLY]
-                out_rows.append(np.full(rules.shape[0], sel[s_], dtype=np.int64))
-                out_rules.append(rules)
-        if not out_rows:
-            return empty, empty
-        return np.concatenate(out_rows), np.concatenate(out_rules)
+        rows, rules = _rule_pairs(sel, seg[spans], pid[spans], db)
+        inside = ok & ~spans  # wholly inside the packet: stream-only rules alone
+        only_rows, only_rules = _rule_pairs(sel, seg[inside], pid[inside], db)
+        keep = loaded.arrays.stream[only_rules] == STREAM_ONLY
+        return np.concatenate([rows, only_rows[keep]]), np.concatenate([rules, only_rules[keep]])
 
     # ------------------------------------------------------------------
     def _prefilter_payloads(
@@ -1063,15 +1070,14 @@ class Matcher:
         starts = pstart[sel].astype(np.int64)
         cstart = np.zeros(sel.shape[0], dtype=np.int64)
         np.cumsum(lens[:-1], out=cstart[1:])
-        # the payloads, concatenated: joining slices of the batch copies each byte once
-        mv = memoryview(data.data)
-        spans = zip(starts.tolist(), lens.tolist(), strict=True)
-        blob = b"".join([mv[s : s + n] for s, n in spans])
-        return self._hits_to_candidates(blob, cstart, lens, sel, db)
+        # the payloads, concatenated (each byte copied once) and scanned in place
+        arr = np.empty(int(cstart[-1] + lens[-1]), dtype=np.uint8)
+        gather_kernel(data, starts, lens, cstart, arr)
+        return self._hits_to_candidates(arr.data, cstart, lens, sel, db, arr)
 
     def _hits_to_candidates(
         self,
-        blob: bytes,
+        blob: bytes | memoryview,
         cstart: np.ndarray,
         lens: np.ndarray,
         sel: np.ndarray,
@@ -1138,22 +1144,16 @@ class Matcher:
             pid_parts.append(pid[ok])
         if not seg_parts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        seg = np.concatenate(seg_parts)
-        pid = np.concatenate(pid_parts)
-        if seg.shape[0] == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        width = len(db.rules) + 1
-        key = np.unique(seg * width + pid)
-        seg = key // width
-        pid = key % width
-        rule_lists = [db.rules[p] for p in pid.tolist()]
-        counts = np.fromiter(
-            (a.shape[0] for a in rule_lists), dtype=np.int64, count=len(rule_lists)
-        )
-        return np.repeat(sel[seg], counts), np.concatenate(rule_lists)
+        return _rule_pairs(sel, np.concatenate(seg_parts), np.concatenate(pid_parts), db)
 
     def _scan_singly(
-        self, blob: bytes, cstart: np.ndarray, lens: np.ndarray, lo: int, hi: int, db: Any
+        self,
+        blob: bytes | memoryview,
+        cstart: np.ndarray,
+        lens: np.ndarray,
+        lo: int,
+        hi: int,
+        db: Any,
     ) -> tuple[np.ndarray, np.ndarray]:
         segs: list[int] = []
         ids: list[int] = []

@@ -34,8 +34,9 @@ SPLIT_RULES = (
     + rule(5, "tcp only_stream", 'pkt_data contains "ABCD"')
     + rule(6, "tcp", 'pkt_data contains "xxAB"')
     + rule(7, "tcp-stream", 'pkt_data contains "xxAB"')
-    + rule(8, "tcp", 'pkt_data contains "BCD"')  # too short for the prefilter: packets only
-    + rule(9, "tcp-stream", 'pkt_data contains "BCD"')
+    + rule(8, "tcp", 'pkt_data contains "BC"')  # too short for the prefilter: packets only
+    + rule(9, "tcp-stream", 'pkt_data contains "BC"')
+    + rule(10, "tcp", 'pkt_data contains "BCD"')  # three bytes: prefiltered, streams too
 )
 
 
@@ -44,7 +45,7 @@ def test_content_split_over_two_segments_matches_on_the_stream() -> None:
     got = alerted(run_packets(m, [*handshake(), data(b"xxAB"), data(b"CDxx", seq=105)]))
     # packet rules never see "ABCD"; stream rules see it when the second segment lands;
     # "xxAB" lies in the first packet: one alert, not again when the stream grows
-    assert got == [(1, 5), (4, 5), (5, 5), (6, 4), (7, 4), (9, 5)]
+    assert got == [(1, 5), (4, 5), (5, 5), (6, 4), (7, 4), (9, 5), (10, 5)]
 
 
 def test_stream_matches_follow_sequence_order_not_arrival() -> None:
@@ -52,7 +53,15 @@ def test_stream_matches_follow_sequence_order_not_arrival() -> None:
     pkts = [*handshake(), data(b"0123"), data(b"CDxx", seq=109), data(b"xxAB", seq=105)]
     # the later segment arrives first and is held; the earlier one fills the hole and
     # completes "ABCD" on the stream; "xxAB" is in its own packet
-    assert alerted(run_packets(m, pkts)) == [(1, 6), (4, 6), (5, 6), (6, 6), (7, 6), (9, 6)]
+    assert alerted(run_packets(m, pkts)) == [
+        (1, 6),
+        (4, 6),
+        (5, 6),
+        (6, 6),
+        (7, 6),
+        (9, 6),
+        (10, 6),
+    ]
 
 
 def test_by_default_only_flows_of_a_known_protocol_are_matched_on_the_stream() -> None:
@@ -61,7 +70,15 @@ def test_by_default_only_flows_of_a_known_protocol_are_matched_on_the_stream() -
     assert got == [(4, 5), (5, 5), (6, 4), (7, 4), (9, 5)]  # stream-only rules see the stream
     m = matcher_for(SPLIT_RULES, inspector=Inspector())
     http = [*handshake(), data(b"GET /xxAB"), data(b"CDxx HTTP/1.1\r\n\r\n", seq=110)]
-    assert alerted(run_packets(m, http)) == [(1, 5), (4, 5), (5, 5), (6, 4), (7, 4), (9, 5)]
+    assert alerted(run_packets(m, http)) == [
+        (1, 5),
+        (4, 5),
+        (5, 5),
+        (6, 4),
+        (7, 4),
+        (9, 5),
+        (10, 5),
+    ]
 
 
 def test_without_an_inspector_rules_see_packets_only() -> None:
