@@ -178,6 +178,15 @@ class PatternDatabase:
     lengths: np.ndarray
     rules: list[np.ndarray]
     runs: list[tuple[int, int, int, bool]]  # (pattern id, byte, length, nocase) of one-byte runs
+    # `rules` flattened: pattern i's rules are flat[offsets[i] : offsets[i + 1]]
+    offsets: np.ndarray = field(init=False)
+    flat: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        counts = np.array([r.shape[0] for r in self.rules], dtype=np.int64)
+        self.offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.offsets[1:])
+        self.flat = np.concatenate(self.rules) if self.rules else np.zeros(0, np.int64)
 
 
 @dataclass(slots=True)

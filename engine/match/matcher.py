@@ -443,9 +443,13 @@ def _rule_pairs(
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     width = len(db.rules) + 1
     key = np.unique(seg * width + pid)
-    rule_lists = [db.rules[p] for p in (key % width).tolist()]
-    counts = np.fromiter((a.shape[0] for a in rule_lists), dtype=np.int64, count=len(rule_lists))
-    return np.repeat(sel[key // width], counts), np.concatenate(rule_lists)
+    pattern = key % width
+    first = db.offsets[pattern]
+    counts = db.offsets[pattern + 1] - first
+    # each pattern's run of `flat`: its first index, then one more per following rule
+    ends = np.cumsum(counts)
+    at = np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(first - (ends - counts), counts)
+    return np.repeat(sel[key // width], counts), db.flat[at]
 
 
 def header_lines(raw: bytes) -> bytes:
