@@ -18,6 +18,8 @@ class InspectConfig:
       their buffers first, and flows with nothing left to give up are forgotten.
     - `stream_window`: the most in-order bytes handed to the matcher as `stream`
       (Snort's `max_pdu`, 16384 by default).
+    - `stream_context`: of those, the most that came before a packet's new bytes
+      (2048: what a stream match across the boundary of a packet can reach back).
     - `max_queued_bytes`, `max_queued_segments`: out-of-order data held while
       waiting for a hole to fill; beyond either, the hole is declared a gap and
       delivery skips ahead to the first queued segment (Snort's stream_tcp
@@ -42,6 +44,7 @@ class InspectConfig:
     stream_depth: int = 1 << 20
     memcap: int = 64 << 20
     stream_window: int = 16384
+    stream_context: int = 2048
     max_queued_bytes: int = 4 << 20
     max_queued_segments: int = 3072
     http_body_depth: int = 1 << 16
@@ -93,7 +96,8 @@ class PacketContext:
     language's buffer names; when one packet completes several transactions
     (pipelined HTTP), the first is in `buffers` and the others in `more`, in
     order. `stream` is this direction's in-order bytes ending with what this
-    packet made available (at most `stream_window` bytes): `stream_new` of them
+    packet made available (at most `stream_window` bytes, of which at most
+    `stream_context` came before this packet's): `stream_new` of them
     at its end are new, and `stream_offset` is the direction's byte offset of
     `stream[0]`. `protocols` is what each direction's own data showed (to the
     server, to the client; None while undecided): they differ when a client

@@ -264,9 +264,10 @@ class Inspector:
             results = self._run_app(fs, sd, new, d, fin, sport, dport)
         window = sd.window
         if window:
-            stream: bytes | None = bytes(window)
             stream_new = min(len(new), len(window))
-            offset = sd.delivered - len(window)
+            keep = min(len(window), stream_new + cfg.stream_context)
+            stream: bytes | None = bytes(window[-keep:])
+            offset = sd.delivered - keep
         else:
             stream, stream_new, offset = None, 0, sd.delivered
         self._account(flow, fs)

@@ -176,7 +176,7 @@ def test_memcap_forgets_idle_flows_when_buffers_are_not_enough() -> None:
 
 
 def test_memcap_releases_the_oldest_flows_first() -> None:
-    cfg = InspectConfig(memcap=10_000, stream_window=4096)
+    cfg = InspectConfig(memcap=10_000, stream_window=4096, stream_context=4096)
     insp = Inspector(cfg)
     for flow in range(10):
         insp.packet(flow, True, True, 6, 40000, 9999, SYN, ISN, b"", 0)
@@ -189,6 +189,14 @@ def test_memcap_releases_the_oldest_flows_first() -> None:
     oldest = client(insp, 3000, b"!", flow=0)
     assert newest.stream is not None and len(newest.stream) == 3001
     assert oldest.stream == b"!"
+
+
+def test_stream_holds_the_new_bytes_and_at_most_the_context_before_them() -> None:
+    insp = opened(config=InspectConfig(stream_context=10))
+    client(insp, 0, b"a" * 100)
+    ctx = client(insp, 100, b"0123456789abcdefghij")
+    assert ctx.stream == b"a" * 10 + b"0123456789abcdefghij" and ctx.stream_new == 20
+    assert ctx.stream_offset == 90  # where the bytes handed over start in the direction
 
 
 def test_sequence_wraparound() -> None:
