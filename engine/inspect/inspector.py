@@ -80,6 +80,10 @@ class _Flow:
 class Inspector:
     """Inspection of the packets of many flows, bounded by `InspectConfig`."""
 
+    #: The UDP ports whose payloads it parses; of other UDP flows it keeps nothing, so a
+    #: caller may hand it only their first packet (which ends what a reused slot held).
+    udp_ports: frozenset[int] = DNS_PORTS
+
     def __init__(self, config: InspectConfig | None = None) -> None:
         self.config = config or InspectConfig()
         self._stats = InspectStats()

@@ -1399,11 +1399,22 @@ class Matcher:
         # adds nothing to reassembly or the parsers, and a flow's first inspected packet
         # is flagged new by its generation, so a reused slot starts afresh
         proto = rows["proto"]
-        wanted = (row_flow >= 0) & (
-            ((proto == 6) & ((plen > 0) | ((rows["tcp_flags"] & 0x05) != 0)))
-            | ((proto == 17) & (plen > 0))
-        )
         seen = self._inspected
+        tcp = (proto == 6) & ((plen > 0) | ((rows["tcp_flags"] & 0x05) != 0))
+        udp = (proto == 17) & (plen > 0)
+        ports = getattr(self.inspector, "udp_ports", None)
+        if ports is not None:
+            # UDP the inspector does not parse: only a flow's first packet in its slot
+            parsed = np.zeros(65536, dtype=bool)
+            parsed[list(ports)] = True
+            other = np.nonzero(udp & ~(parsed[rows["sport"]] | parsed[rows["dport"]]))[0]
+            if other.shape[0]:
+                udp[other] = False
+                key = row_flow[other] << 32 | gen[other]
+                firsts = other[np.unique(key, return_index=True)[1]]
+                flow_gen = zip(row_flow[firsts].tolist(), gen[firsts].tolist(), strict=True)
+                udp[firsts] = [seen.get(slot) != g for slot, g in flow_gen]
+        wanted = (row_flow >= 0) & (tcp | udp)
         idx = np.nonzero(wanted)[0]
         mv = memoryview(batch.data.data)
         packet = self.inspector.packet

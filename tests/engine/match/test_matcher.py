@@ -495,3 +495,32 @@ def test_flowint_counts_per_flow() -> None:
         (x.match.rule_id, x.match.packet) for x in run_packets(matcher_for(text), [a, b, a, a, a])
     ]
     assert got == [(3, 1), (3, 2), (2, 4)]
+
+
+def test_udp_the_inspector_does_not_parse_reaches_it_once_per_flow() -> None:
+    from scapy.layers.dns import DNS, DNSQR
+
+    from engine.inspect import Inspector
+
+    class Counting(Inspector):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[int] = []
+
+        def packet(self, flow, new_flow, to_server, proto, sport, dport, *rest):
+            self.seen.append(dport if to_server else sport)
+            return super().packet(flow, new_flow, to_server, proto, sport, dport, *rest)
+
+    text = (
+        'rule "payload" { id 1 match udp where pkt_data contains "PING" }\n'
+        'rule "query" { id 2 match dns where dns.query contains "example" }\n'
+    )
+    counting = Counting()
+    m = matcher_for(text, inspector=counting)
+    game = [IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=27015) / b"PING"] * 4
+    query = IP(src="10.0.0.1", dst="10.0.0.3") / UDP(sport=5001, dport=53)
+    query = query / DNS(rd=1, qd=DNSQR(qname="www.example.com"))
+    alerts = run_packets(m, [*game, query, query], batch_size=3)
+    # every packet is still matched; the game flow's only reached the inspector once
+    assert sids(alerts) == [1, 1, 1, 1, 2, 2]
+    assert counting.seen == [27015, 53, 53]
