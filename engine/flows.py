@@ -168,7 +168,8 @@ def ip_text(hi: int, lo: int) -> str:
     return str(ipaddress.IPv6Address((hi << 64) | lo))
 
 
-def _ip_bytes(hi: int, lo: int) -> bytes:
+def ip_bytes(hi: int, lo: int) -> bytes:
+    """Packed form of an address held as two 64-bit halves (4 bytes for IPv4)."""
     if hi == 0 and (lo >> 32) == 0xFFFF:
         return (lo & 0xFFFFFFFF).to_bytes(4, "big")
     return ((hi << 64) | lo).to_bytes(16, "big")
@@ -377,7 +378,7 @@ class FlowRecords:
                 "proto": PROTO_NAMES.get(proto, "unknown_transport"),
                 "ip_proto": proto,
                 "community_id": community_id(
-                    _ip_bytes(shi, slo), _ip_bytes(dhi, dlo), proto, sport, dport
+                    ip_bytes(shi, slo), ip_bytes(dhi, dlo), proto, sport, dport
                 ),
                 "duration": round(lists["duration"][i], 6),
                 "orig_pkts": lists["orig_pkts"][i],

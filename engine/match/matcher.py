@@ -31,7 +31,7 @@ from engine.decode import (
     DecodedBatch,
 )
 from engine.events import FlowKey, Match
-from engine.flows import FlowEvents, FlowRecords, community_id, ip_text
+from engine.flows import FlowEvents, FlowRecords, community_id, ip_bytes, ip_text
 from engine.match.compiler import (
     HEADER_BUFFERS,
     STREAM_ALSO,
@@ -1840,8 +1840,10 @@ class Matcher:
         `view` names the transaction a rule reading application buffers matched."""
         row = p.row
         # Python ints: the halves of an IPv6 address do not fit one numpy integer.
-        src = ip_text(int(row["src"][0]), int(row["src"][1]))
-        dst = ip_text(int(row["dst"][0]), int(row["dst"][1]))
+        src_halves = (int(row["src"][0]), int(row["src"][1]))
+        dst_halves = (int(row["dst"][0]), int(row["dst"][1]))
+        src = ip_text(*src_halves)
+        dst = ip_text(*dst_halves)
         sport = int(row["sport"])
         dport = int(row["dport"])
         proto = int(row["proto"])
@@ -1851,10 +1853,8 @@ class Matcher:
         cid_key = (p.slot, p.gen)
         cid = self._cid.get(cid_key) if p.slot >= 0 else None
         if cid is None:
-            try:
-                cid = community_id(key[0], key[2], proto, key[1], key[3])
-            except ValueError:
-                cid = ""
+            ends = (src_halves, dst_halves) if p.to_server else (dst_halves, src_halves)
+            cid = community_id(ip_bytes(*ends[0]), ip_bytes(*ends[1]), proto, key[1], key[3])
             if p.slot >= 0:
                 if len(self._cid) > 100_000:
                     self._cid.clear()
