@@ -26,7 +26,7 @@ from engine.match.conditions import (
     compile_condition,
     vector_tests,
 )
-from engine.match.payload import PayloadRuleError
+from engine.match.payload import COMPARE, PayloadRuleError
 from engine.match.sets import AddressSet, HeaderError, port_bitmap
 from rules import ast
 from rules.variables import VariableTable
@@ -161,6 +161,9 @@ class CompiledRule:
     # packets from the server to the client match it the other way round
     replies: bool = False
     host_bits: bool = False  # sets or tests bits kept per host (xbits), across flows
+    # byte_tests of pkt_data at a fixed offset: (offset, bytes, operator, value,
+    # bitmask or 0, little-endian, negated), tested with numpy like `anchors`
+    byte_tests: tuple[tuple[int, int, str, int, int, bool, bool], ...] = ()
 
 
 @dataclass(slots=True)
@@ -392,6 +395,32 @@ def _anchored_literals(rule: ast.Rule) -> tuple[tuple[int, int, bytes, bool], ..
     return tuple(out)
 
 
+def _anchored_byte_tests(
+    rule: ast.Rule,
+) -> tuple[tuple[int, int, str, int, int, bool, bool], ...]:
+    """Mandatory byte_tests of the packet payload at a fixed offset, of 1 to 4 bytes read
+    as a binary number: like anchored literals, numpy can test them for a whole batch."""
+    out: list[tuple[int, int, str, int, int, bool, bool]] = []
+    for seq in _mandatory_sequences(rule.condition):
+        if seq.buffer.name not in PAYLOAD_BUFFERS or seq.buffer.transforms:
+            continue
+        for item in seq.items:
+            if not isinstance(item, ast.ByteTest) or item.relative or item.string is not None:
+                continue
+            offset, size, value = item.offset, item.bytes, item.value
+            if not (isinstance(offset, int) and isinstance(size, int) and isinstance(value, int)):
+                continue
+            if offset < 0 or not 1 <= size <= 4 or item.endian not in (None, "big", "little"):
+                continue
+            if item.operator not in COMPARE:
+                continue
+            little = item.endian == "little"
+            out.append(
+                (offset, size, item.operator, value, item.bitmask or 0, little, item.negated)
+            )
+    return tuple(out)
+
+
 def _required_literals(rule: ast.Rule) -> tuple[tuple[str, bytes, bool], ...]:
     """Literals that must occur somewhere in their buffer: a cheap test before evaluation."""
     out: list[tuple[str, bytes, bool]] = []
@@ -571,6 +600,7 @@ def compile_ruleset(
                 min_payload=_min_payload(rule),
                 required=_required_literals(rule),
                 anchors=_anchored_literals(rule),
+                byte_tests=_anchored_byte_tests(rule),
                 needs_buffers=frozenset(
                     s.buffer.name
                     for s in _mandatory_sequences(rule.condition)

@@ -43,7 +43,7 @@ from engine.match.compiler import (
 from engine.match.conditions import ROW_COLUMNS
 from engine.match.kernels import gather_kernel, run_kernel
 from engine.match.onesided import OneSided, OneSidedSessions
-from engine.match.payload import Scratch
+from engine.match.payload import COMPARE, Scratch
 from engine.match.sets import address_int
 from engine.match.state import BitStore, SessionState, ThresholdState, WindowState
 from rules import ast as rules_ast
@@ -1265,7 +1265,8 @@ class Matcher:
         pstart: np.ndarray,
         plen: np.ndarray,
     ) -> np.ndarray:
-        """Test every candidate's literals pinned by offset/depth, with numpy."""
+        """Test every candidate's literals pinned by offset/depth and byte_tests at a
+        fixed offset, with numpy."""
         keep = np.ones(crow.shape[0], dtype=bool)
         order = np.argsort(crule, kind="stable")
         sorted_rules = crule[order]
@@ -1274,11 +1275,21 @@ class Matcher:
         ends = np.concatenate([bounds, [sorted_rules.shape[0]]])
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
             rule = rs.rules[int(sorted_rules[a])]
-            if not rule.anchors:
+            if not rule.anchors and not rule.byte_tests:
                 continue
             idx = order[a:b]
             rows_k = crow[idx]
             ok = np.ones(idx.shape[0], dtype=bool)
+            for offset, size, operator, value, bitmask, little, negated in rule.byte_tests:
+                fits = plen[rows_k] >= offset + size
+                base = pstart[rows_k] + offset
+                number = np.zeros(idx.shape[0], dtype=np.int64)
+                for i in range(size):
+                    byte = data[np.where(fits, base + i, 0)].astype(np.int64)
+                    number |= byte << np.int64(8 * (i if little else size - 1 - i))
+                if bitmask:
+                    number = (number & bitmask) >> ((bitmask & -bitmask).bit_length() - 1)
+                ok &= fits & (COMPARE[operator](number, value) != negated)
             for offset, depth, literal, nocase in rule.anchors:
                 n = len(literal)
                 any_pos = np.zeros(idx.shape[0], dtype=bool)

@@ -14,6 +14,7 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rules import ast
 
@@ -198,7 +199,9 @@ def _apply_bitmask(value: int, bitmask: int | None) -> int:
 
 _DIGITS = {16: "0123456789abcdefABCDEF", 10: "0123456789", 8: "01234567"}
 
-_COMPARE: dict[str, Callable[[int, int], bool]] = {
+#: byte_test and isdataat-style comparisons; written with operators only, so they apply
+#: elementwise to numpy arrays too (the matcher's batch byte_test prefilter).
+COMPARE: dict[str, Callable[[Any, int], Any]] = {
     "<": lambda a, b: a < b,
     ">": lambda a, b: a > b,
     "<=": lambda a, b: a <= b,
@@ -444,7 +447,7 @@ def _run(
             if value is None or read is None:
                 return False
             got = read[2]
-            result = _COMPARE[step.operator](got, value)
+            result = COMPARE[step.operator](got, value)
             if result == step.negated:
                 return False
         elif isinstance(step, ast.ByteJump):
@@ -513,7 +516,7 @@ def _size_ok(step: ast.BufferSize, size: int) -> bool:
     if isinstance(step.value, ast.Range):
         lo, hi = step.value.low, step.value.high
         return lo <= size <= hi if step.value.inclusive else lo < size < hi
-    return _COMPARE[step.operator](size, step.value)
+    return COMPARE[step.operator](size, step.value)
 
 
 def decode_base64(data: bytes) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from engine.match import compile_ruleset
@@ -524,3 +525,29 @@ def test_udp_the_inspector_does_not_parse_reaches_it_once_per_flow() -> None:
     # every packet is still matched; the game flow's only reached the inspector once
     assert sids(alerts) == [1, 1, 1, 1, 2, 2]
     assert counting.seen == [27015, 53, 53]
+
+
+@pytest.mark.parametrize(
+    ("test", "payload", "alerts"),
+    [
+        ("byte_test(bytes 2, offset 1, > 255)", b"x\x01\x00", True),
+        ("byte_test(bytes 2, offset 1, > 256)", b"x\x01\x00", False),
+        ("byte_test(bytes 2, offset 0, == 1, endian little)", b"\x01\x00", True),
+        ("byte_test(bytes 3, offset 0, == 0x010203)", b"\x01\x02\x03", True),
+        ("byte_test(bytes 1, offset 0, !& 0x80)", b"\x81", False),
+        ("byte_test(bytes 1, offset 0, !& 0x80)", b"\x01", True),
+        ("byte_test(bytes 4, offset 0, > 0)", b"\x01", False),  # not that many bytes
+        ("byte_test(bytes 2, offset 0, == 3, bitmask 0x0ff0)", b"\x00\x30", True),
+        ("byte_test(bytes 2, offset 0, == 3, bitmask 0x0ff0)", b"\x00\x31", True),
+        ("byte_test(bytes 2, offset 0, == 3, bitmask 0x0ff0)", b"\x00\x40", False),
+    ],
+)
+def test_byte_tests_at_a_fixed_offset_are_decided_before_evaluation(
+    test: str, payload: bytes, alerts: bool
+) -> None:
+    m = matcher_for(f'rule "b" {{ id 1 match udp where pkt_data {test} }}')
+    assert m.ruleset.rules[0].byte_tests
+    got = run_packets(m, [IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=9, dport=9) / payload])
+    assert bool(got) is alerts
+    # a payload the byte_test fails never reaches the evaluator
+    assert m.stats.evaluations == int(alerts)
