@@ -349,10 +349,30 @@ def compile_condition(cond: ast.Condition | None, variables: VariableTable) -> P
         return lambda p, s: True
     if isinstance(cond, ast.And):
         parts = tuple(compile_condition(c, variables) for c in _ordered(cond.operands))
-        return lambda p, s: all(part(p, s) for part in parts)
+        if len(parts) == 2:  # the common case, in one expression
+            first, second = parts
+            return lambda p, s: first(p, s) and second(p, s)
+
+        def every(p: PacketView, s: Scratch) -> bool:
+            for part in parts:  # noqa: SIM110 - a loop, not a generator per evaluation
+                if not part(p, s):
+                    return False
+            return True
+
+        return every
     if isinstance(cond, ast.Or):
         parts = tuple(compile_condition(c, variables) for c in cond.operands)
-        return lambda p, s: any(part(p, s) for part in parts)
+        if len(parts) == 2:
+            first, second = parts
+            return lambda p, s: first(p, s) or second(p, s)
+
+        def some(p: PacketView, s: Scratch) -> bool:
+            for part in parts:  # noqa: SIM110 - a loop, not a generator per evaluation
+                if part(p, s):
+                    return True
+            return False
+
+        return some
     if isinstance(cond, ast.Not):
         inner = compile_condition(cond.operand, variables)
         return lambda p, s: not inner(p, s)
