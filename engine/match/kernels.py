@@ -99,6 +99,7 @@ def run_kernel(arr, cstart, lens, run_byte, run_nocase, run_len, fold, interesti
     """out[k, j] = True when segment j holds run_len[k] copies of run_byte[k] in a row
     (compared through `fold`, ASCII case folding, when run_nocase[k]). One pass."""
     n_runs = run_byte.shape[0]
+    shortest = run_len.min() if n_runs else 0
     for j in range(cstart.shape[0]):
         end = cstart[j] + lens[j]
         i = cstart[j]
@@ -116,6 +117,8 @@ def run_kernel(arr, cstart, lens, run_byte, run_nocase, run_len, fold, interesti
             while m < end and fold[arr[m]] == fb:
                 m += 1
             folded = m - k0
+            if folded < shortest:  # most occurrences: too short for any run
+                continue
             for k in range(n_runs):
                 if run_nocase[k]:
                     if fold[run_byte[k]] == fb and folded >= run_len[k]:
