@@ -652,6 +652,8 @@ class Matcher:
         self._one_sided = OneSidedSessions()
         self._cid: dict[tuple[int, int], str] = {}
         self._inspected: dict[int, int] = {}  # flow slot -> generation the inspector knows
+        # flow slot -> the latest generation that handed the inspector data (-1: none)
+        self._with_data = np.full(1024, -1, dtype=np.int64)
         self._txs: dict[int, _Transaction] = {}  # flow slot -> current transaction
         # flow slot -> per direction (0 from the client) its last inspected row as
         # (rows, index, established per row, link type): what an alert on flushed
@@ -1411,8 +1413,19 @@ class Matcher:
         # is flagged new by its generation, so a reused slot starts afresh
         proto = rows["proto"]
         seen = self._inspected
-        tcp = (proto == 6) & ((plen > 0) | ((rows["tcp_flags"] & 0x05) != 0))
-        udp = (proto == 17) & (plen > 0)
+        flow_key = row_flow << 32 | gen
+        data = (proto == 6) & (plen > 0)
+        wanted = (row_flow >= 0) & (data | (proto == 6) & ((rows["tcp_flags"] & 0x05) != 0))
+        # a FIN or RST without data, of a flow that never handed data over: the inspector
+        # holds nothing for it, so only its first packet in its slot
+        bare = np.nonzero(wanted & ~data)[0]
+        if bare.shape[0]:
+            had = self._with_data
+            known = row_flow[bare] < had.shape[0]
+            held = known & (had[np.where(known, row_flow[bare], 0)] == gen[bare])
+            held |= np.isin(flow_key[bare], flow_key[data])
+            self._first_only(wanted, bare[~held], flow_key)
+        udp = (proto == 17) & (plen > 0) & (row_flow >= 0)
         ports = getattr(self.inspector, "udp_ports", None)
         if ports is not None:
             # UDP the inspector does not parse: only a flow's first packet in its slot
@@ -1420,12 +1433,11 @@ class Matcher:
             parsed[list(ports)] = True
             other = np.nonzero(udp & ~(parsed[rows["sport"]] | parsed[rows["dport"]]))[0]
             if other.shape[0]:
-                udp[other] = False
-                key = row_flow[other] << 32 | gen[other]
-                firsts = other[np.unique(key, return_index=True)[1]]
-                flow_gen = zip(row_flow[firsts].tolist(), gen[firsts].tolist(), strict=True)
-                udp[firsts] = [seen.get(slot) != g for slot, g in flow_gen]
-        wanted = (row_flow >= 0) & (tcp | udp)
+                self._first_only(udp, other, flow_key)
+        wanted |= udp
+        with_data = np.nonzero(wanted & data)[0]
+        if with_data.shape[0]:
+            self._note_data(row_flow[with_data], gen[with_data])
         idx = np.nonzero(wanted)[0]
         mv = memoryview(batch.data.data)
         packet = self.inspector.packet
@@ -1496,6 +1508,25 @@ class Matcher:
             for k, kk in enumerate(uniq.tolist()):
                 last.setdefault(kk >> 1, {})[kk & 1] = (kept_rows, k, kept_est, linktype)
         return out, extras
+
+    def _first_only(self, wanted: np.ndarray, rows: np.ndarray, flow_key: np.ndarray) -> None:
+        """Of `rows` (of flows whose packets the inspector has no use for), keep in
+        `wanted` only the first of each flow, and only if it is new to its slot: there
+        the inspector forgets what the slot's earlier flow held."""
+        wanted[rows] = False
+        firsts = rows[np.unique(flow_key[rows], return_index=True)[1]]
+        seen = self._inspected
+        wanted[firsts] = [seen.get(k >> 32) != (k & 0xFFFFFFFF) for k in flow_key[firsts].tolist()]
+
+    def _note_data(self, slots: np.ndarray, gens: np.ndarray) -> None:
+        """Remember, per flow slot, the latest generation that handed the inspector data."""
+        had = self._with_data
+        top = int(slots.max())
+        if top >= had.shape[0]:
+            grown = np.full(max(top + 1, 2 * had.shape[0]), -1, dtype=np.int64)
+            grown[: had.shape[0]] = had
+            self._with_data = had = grown
+        np.maximum.at(had, slots, gens)
 
     def _flush_flow(self, slot: int) -> list[Alert]:
         """Match the buffers the inspector still holds for the flow in `slot` against

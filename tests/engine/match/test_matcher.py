@@ -551,3 +551,36 @@ def test_byte_tests_at_a_fixed_offset_are_decided_before_evaluation(
     assert bool(got) is alerts
     # a payload the byte_test fails never reaches the evaluator
     assert m.stats.evaluations == int(alerts)
+
+
+def test_bare_fins_and_resets_of_flows_without_data_reach_the_inspector_once() -> None:
+    from engine.inspect import Inspector
+
+    class Counting(Inspector):
+        def __init__(self) -> None:
+            super().__init__()
+            self.flags: list[int] = []
+
+        def packet(self, flow, new_flow, to_server, proto, sport, dport, flags, *rest):
+            self.flags.append(flags)
+            return super().packet(flow, new_flow, to_server, proto, sport, dport, flags, *rest)
+
+    counting = Counting()
+    m = matcher_for(
+        'rule "close" { id 1 match tcp where tcp.flags has_any F }\n'
+        'rule "body" { id 2 match http where http.response_body contains "tail" }',
+        inspector=counting,
+    )
+    c, s = "10.0.0.1", "10.0.0.2"
+    refused = [IP(src=c, dst=s) / TCP(sport=4000, dport=81, flags="FA", seq=1, ack=1)] * 3
+    # a response whose body runs to the close: its FIN still reaches the inspector
+    response = b"HTTP/1.0 200 OK\r\n\r\nbody to the tail"
+    web = [
+        *handshake(),
+        data(b"GET / HTTP/1.0\r\n\r\n"),
+        IP(src=s, dst=c) / TCP(sport=80, dport=40000, flags="PA", seq=501, ack=119) / response,
+        IP(src=s, dst=c) / TCP(sport=80, dport=40000, flags="FA", seq=501 + len(response)),
+    ]
+    alerts = run_packets(m, [*refused, *web], batch_size=4)
+    assert sids(alerts).count(1) == 4 and 2 in sids(alerts)
+    assert counting.flags.count(0x11) == 2  # the refused flow's first FIN, and the web one
