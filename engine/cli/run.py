@@ -333,29 +333,18 @@ def _records(
     if args.matcher is not None:
         args.matcher.ruleset_name = ",".join(args.rules)
     reload = args.reloader.between_batches if args.reloader else None
-    results: Iterator[BatchResult]
+    run: Callable[..., Iterator[BatchResult]]
     if args.matcher is not None and args.workers > 1:
-        results = iter_matches_sharded(
-            source,
-            reopen,
-            args.matcher,
-            args.workers,
-            args.flow_config,
-            stats=stats,
-            on_batch=tick,
-            checksums=args.checksums,
-            before_batch=reload,
-        )
+        run = partial(iter_matches_sharded, source, reopen, args.matcher, args.workers)
     else:
-        results = iter_matches(
-            source,
-            args.matcher,
-            args.flow_config,
-            stats=stats,
-            on_batch=tick,
-            checksums=args.checksums,
-            before_batch=reload,
-        )
+        run = partial(iter_matches, source, args.matcher)
+    results = run(
+        args.flow_config,
+        stats=stats,
+        on_batch=tick,
+        checksums=args.checksums,
+        before_batch=reload,
+    )
     for result in results:
         if result.alerts and args.eve_writer is not None:
             args.eve_writer.write(result.alerts)

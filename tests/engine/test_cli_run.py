@@ -49,6 +49,19 @@ def _capture(path: Path, *, bad_checksum: bool = False) -> None:
     wrpcap(str(path), frames)
 
 
+def _cut_short(workdir: Path) -> None:
+    """cut.pcap: an HTTP response whose body the capture cuts short, and body.shrike,
+    rules of which one matches only the body flushed when the input ends."""
+    from tests.engine.match.test_flush import RULES as BODY_RULES
+    from tests.engine.match.test_flush import cut_short
+
+    frames = [Ether(**MACS) / p for p in cut_short()]
+    for i, f in enumerate(frames):
+        f.time = 1_700_000_000 + i * 0.01
+    wrpcap(str(workdir / "cut.pcap"), frames)
+    (workdir / "body.shrike").write_text(BODY_RULES)
+
+
 @pytest.fixture()
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SHRIKE_DATA_DIR", str(tmp_path / "data"))
@@ -175,14 +188,7 @@ def test_reload_of_a_broken_file_keeps_the_running_rules(workdir: Path) -> None:
 def test_a_body_held_back_at_the_end_of_input_still_alerts(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.engine.match.test_flush import RULES as BODY_RULES
-    from tests.engine.match.test_flush import cut_short
-
-    frames = [Ether(**MACS) / p for p in cut_short()]
-    for i, f in enumerate(frames):
-        f.time = 1_700_000_000 + i * 0.01
-    wrpcap(str(workdir / "cut.pcap"), frames)
-    (workdir / "body.shrike").write_text(BODY_RULES)
+    _cut_short(workdir)
     eve = workdir / "eve.json"
     argv = ["run", "--pcap", str(workdir / "cut.pcap"), "--rules", str(workdir / "body.shrike")]
     assert main([*argv, "--eve", str(eve), "--no-progress", "-k", "none"]) == 0
@@ -199,15 +205,8 @@ def test_a_body_held_back_at_the_end_of_input_still_alerts(
 def test_workers_write_the_eve_and_verdicts_one_process_writes(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.engine.match.test_flush import RULES as BODY_RULES
-    from tests.engine.match.test_flush import cut_short
-
-    frames = [Ether(**MACS) / p for p in cut_short()]
-    for i, f in enumerate(frames):
-        f.time = 1_700_000_000 + i * 0.01
-    wrpcap(str(workdir / "cut.pcap"), frames)
+    _cut_short(workdir)
     _capture(workdir / "t.pcap")
-    (workdir / "body.shrike").write_text(BODY_RULES)
     argv = [
         "run",
         "--pcap",

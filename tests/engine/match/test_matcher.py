@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
+from engine.inspect import Inspector
 from engine.match import compile_ruleset
 from rules import parse_text
 from tests.engine.match.traffic import data, handshake, matcher_for, run_packets, sids
@@ -498,33 +501,36 @@ def test_flowint_counts_per_flow() -> None:
     assert got == [(3, 1), (3, 2), (2, 4)]
 
 
+class _Recording(Inspector):
+    """An inspector that keeps the arguments of every packet handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[Any, ...]] = []
+
+    def packet(self, *args: Any) -> Any:
+        self.calls.append(args)
+        return super().packet(*args)
+
+
 def test_udp_the_inspector_does_not_parse_reaches_it_once_per_flow() -> None:
     from scapy.layers.dns import DNS, DNSQR
-
-    from engine.inspect import Inspector
-
-    class Counting(Inspector):
-        def __init__(self) -> None:
-            super().__init__()
-            self.seen: list[int] = []
-
-        def packet(self, flow, new_flow, to_server, proto, sport, dport, *rest):
-            self.seen.append(dport if to_server else sport)
-            return super().packet(flow, new_flow, to_server, proto, sport, dport, *rest)
 
     text = (
         'rule "payload" { id 1 match udp where pkt_data contains "PING" }\n'
         'rule "query" { id 2 match dns where dns.query contains "example" }\n'
     )
-    counting = Counting()
-    m = matcher_for(text, inspector=counting)
+    recording = _Recording()
+    m = matcher_for(text, inspector=recording)
     game = [IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=27015) / b"PING"] * 4
     query = IP(src="10.0.0.1", dst="10.0.0.3") / UDP(sport=5001, dport=53)
     query = query / DNS(rd=1, qd=DNSQR(qname="www.example.com"))
     alerts = run_packets(m, [*game, query, query], batch_size=3)
     # every packet is still matched; the game flow's only reached the inspector once
     assert sids(alerts) == [1, 1, 1, 1, 2, 2]
-    assert counting.seen == [27015, 53, 53]
+    assert [
+        dport if to_server else sport for _, _, to_server, _, sport, dport, *_ in recording.calls
+    ] == [27015, 53, 53]
 
 
 @pytest.mark.parametrize(
@@ -554,22 +560,11 @@ def test_byte_tests_at_a_fixed_offset_are_decided_before_evaluation(
 
 
 def test_bare_fins_and_resets_of_flows_without_data_reach_the_inspector_once() -> None:
-    from engine.inspect import Inspector
-
-    class Counting(Inspector):
-        def __init__(self) -> None:
-            super().__init__()
-            self.flags: list[int] = []
-
-        def packet(self, flow, new_flow, to_server, proto, sport, dport, flags, *rest):
-            self.flags.append(flags)
-            return super().packet(flow, new_flow, to_server, proto, sport, dport, flags, *rest)
-
-    counting = Counting()
+    recording = _Recording()
     m = matcher_for(
         'rule "close" { id 1 match tcp where tcp.flags has_any F }\n'
         'rule "body" { id 2 match http where http.response_body contains "tail" }',
-        inspector=counting,
+        inspector=recording,
     )
     c, s = "10.0.0.1", "10.0.0.2"
     refused = [IP(src=c, dst=s) / TCP(sport=4000, dport=81, flags="FA", seq=1, ack=1)] * 3
@@ -583,4 +578,5 @@ def test_bare_fins_and_resets_of_flows_without_data_reach_the_inspector_once() -
     ]
     alerts = run_packets(m, [*refused, *web], batch_size=4)
     assert sids(alerts).count(1) == 4 and 2 in sids(alerts)
-    assert counting.flags.count(0x11) == 2  # the refused flow's first FIN, and the web one
+    flags = [call[6] for call in recording.calls]
+    assert flags.count(0x11) == 2  # the refused flow's first FIN, and the web one
