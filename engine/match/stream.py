@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from dpdk_io.batch import PacketBatch, Source
 from dpdk_io.errors import CaptureError
 from engine.decode import DecodedBatch, decode
 from engine.defrag import Defragmenter
-from engine.flows import FlowRecords, FlowTable, FlowTableConfig
+from engine.flows import FlowEvents, FlowRecords, FlowTable, FlowTableConfig
 from engine.match.matcher import Alert, Matcher
 from engine.pipeline import PacketPathStats
 
@@ -55,14 +55,16 @@ def iter_matches(
     on_batch: Callable[[int], None] | None = None,
     checksums: ChecksumMask | None = None,
     before_batch: Callable[[], None] | None = None,
-    shard: Callable[[DecodedBatch], DecodedBatch] | None = None,
+    shard: Callable[[DecodedBatch], np.ndarray] | None = None,
+    track_all: bool = False,
 ) -> Iterator[BatchResult]:
     """Per batch, the alerts raised, the flows that ended and the decoded packets; then
     the remaining flows. Without a matcher, every batch has no alerts.
 
     `before_batch` runs between batches (hot reload swaps rulesets there). `shard`
-    keeps the rows of the flows one worker tracks (`engine.match.workers`); every
-    non-empty batch still gives a result.
+    picks the rows of the flows one worker matches (`engine.match.workers`); every
+    non-empty batch still gives a result. Its flows alone are tracked, unless
+    `track_all`: then every flow is, and the results carry all rows and records.
     A `CaptureError` is raised after everything read before it was yielded.
     """
     table = FlowTable(config or FlowTableConfig())
@@ -83,12 +85,18 @@ def iter_matches(
             bad = None
             if matcher is not None and checksums is not None:
                 bad = checksums(packets, decoded)
-            if shard is not None:
-                decoded = shard(decoded)
+            mine = shard(decoded) if shard is not None else None
+            if mine is not None and not track_all:
+                decoded = _rows(decoded, mine)
             events = table.update(decoded)
             alerts: list[Alert] = []
             if matcher is not None:
-                alerts = matcher.scan(packets, decoded, events, bad)
+                if mine is not None and track_all:
+                    alerts = matcher.scan(
+                        packets, _rows(decoded, mine), _row_events(events, mine), bad
+                    )
+                else:
+                    alerts = matcher.scan(packets, decoded, events, bad)
             if on_batch is not None:
                 on_batch(len(batch))
             st.flows += len(events.ended)
@@ -103,3 +111,18 @@ def iter_matches(
         yield BatchResult([], rest)
     if failure is not None:
         raise failure
+
+
+def _rows(decoded: DecodedBatch, keep: np.ndarray) -> DecodedBatch:
+    """`decoded` with the rows `keep` selects (the packets themselves are shared)."""
+    return replace(decoded, rows=decoded.rows[keep])
+
+
+def _row_events(events: FlowEvents, keep: np.ndarray) -> FlowEvents:
+    """The per-row facts of `events` for the rows `keep` selects."""
+    return replace(
+        events,
+        row_flow=events.row_flow[keep],
+        row_dir=events.row_dir[keep],
+        row_new=events.row_new[keep] if events.row_new.shape[0] else events.row_new,
+    )

@@ -1,11 +1,13 @@
-"""Matching on several cores: the flows of one capture sharded across worker processes.
+"""Matching on several cores: the flows of one capture sharded across processes.
 
-Every worker reads the same capture and decodes it, keeps the rows of the flows
-whose symmetric 5-tuple hash falls to it, and tracks, reassembles and matches
-just those flows with its own copy of the matcher (forked once the rules are
-compiled, so the compiled ruleset is shared copy-on-write). The parent reads the
-capture too, for the flow records and everything downstream of the matcher,
-and takes each batch's alerts from every worker, merged back into capture order.
+With N workers, the parent and N - 1 forked processes (forked once the rules are
+compiled, so the compiled ruleset is shared copy-on-write) each match the flows
+whose symmetric 5-tuple hash falls to them. Every forked worker reads the same
+capture and decodes it, keeps the rows of its flows, and tracks, reassembles and
+matches just those with its own copy of the matcher. The parent tracks every
+flow, for the flow records and everything downstream of the matcher, matches its
+own share, and takes each batch's alerts from every worker, merged back into
+capture order.
 
 State that spans flows stays exact: a worker defers the thresholds, detection
 filters and windows of its alerts (`Alert.rate`), and the parent's matcher
@@ -91,10 +93,9 @@ def flow_shards(rows: np.ndarray, workers: int) -> np.ndarray:
     return (h % np.uint64(workers)).astype(np.int64)
 
 
-def keep_shard(decoded: DecodedBatch, worker: int, workers: int) -> DecodedBatch:
-    """The rows of `decoded` whose flows go to `worker` (the batch itself is shared)."""
-    rows = decoded.rows
-    return dataclasses.replace(decoded, rows=rows[flow_shards(rows, workers) == worker])
+def shard_mask(decoded: DecodedBatch, worker: int, workers: int) -> np.ndarray:
+    """Which rows of `decoded` belong to flows that go to `worker`."""
+    return flow_shards(decoded.rows, workers) == worker
 
 
 def iter_matches_sharded(
@@ -109,20 +110,21 @@ def iter_matches_sharded(
     checksums: ChecksumMask | None = None,
     before_batch: Callable[[], None] | None = None,
 ) -> Generator[BatchResult, None, None]:
-    """`iter_matches` over `source`, with the flows matched by `workers` forked
-    processes, each reading the same input from its own `open_source()`; then, if
-    any, one result with the alerts on what the workers' inspectors still held at the
-    end (`Matcher.finish`).
+    """`iter_matches` over `source`, with the flows matched by `workers` processes:
+    this one and `workers - 1` forked ones, each reading the same input from its own
+    `open_source()`; then, if any, one result with the alerts on what the inspectors
+    still held at the end (`Matcher.finish`, which this calls for `matcher`).
 
-    `matcher` is the parent's: each worker starts from a copy of it, and it admits
-    the workers' alerts through thresholds and windows and adds up their counters
-    and rule profiles. SIGHUP is passed on to the workers, which reload on their own.
+    `matcher` is the parent's: it matches shard 0, each forked worker starts from a
+    copy of it, and it admits every shard's alerts through thresholds and windows
+    and adds up the workers' counters and rule profiles. SIGHUP is passed on to the
+    workers, which reload on their own.
     A `CaptureError` is raised after everything read before it was yielded.
     """
     context = multiprocessing.get_context("fork")
     channels: list[tuple[Connection, BaseProcess]] = []
     try:
-        for k in range(workers):
+        for k in range(1, workers):
             receiver, sender = context.Pipe(duplex=False)
             proc = context.Process(
                 target=_work,
@@ -133,9 +135,25 @@ def iter_matches_sharded(
             proc.start()
             sender.close()
             channels.append((receiver, proc))
+        matcher.shard = 0
         with _relay_hangup([p.pid for _, p in channels if p.pid is not None]):
-            yield from _merge(source, matcher, channels, config, stats, on_batch, before_batch)
+            yield from _merge(
+                iter_matches(
+                    source,
+                    matcher,
+                    config,
+                    stats=stats,
+                    on_batch=on_batch,
+                    checksums=checksums,
+                    before_batch=before_batch,
+                    shard=partial(shard_mask, worker=0, workers=workers),
+                    track_all=True,
+                ),
+                matcher,
+                channels,
+            )
     finally:
+        matcher.shard = None
         for receiver, worker in channels:
             receiver.close()
             if worker.is_alive():
@@ -144,31 +162,24 @@ def iter_matches_sharded(
 
 
 def _merge(
-    source: Source,
-    matcher: Matcher,
-    channels: list[tuple[Connection, BaseProcess]],
-    config: FlowTableConfig | None,
-    stats: PacketPathStats | None,
-    on_batch: Callable[[int], None] | None,
-    before_batch: Callable[[], None] | None,
+    own: Iterator[BatchResult], matcher: Matcher, channels: list[tuple[Connection, BaseProcess]]
 ) -> Iterator[BatchResult]:
     failure: CaptureError | None = None
     seq = 0
     held = 0  # alerts the thresholds and windows held back
     try:
-        for result in iter_matches(
-            source, None, config, stats=stats, on_batch=on_batch, before_batch=before_batch
-        ):
+        for result in own:
             if result.decoded is not None:
-                shards = [_receive(k, channel, seq) for k, channel in enumerate(channels)]
+                shards = [result.alerts]
+                shards += [_receive(k, channel, seq) for k, channel in enumerate(channels, 1)]
                 seq += 1
                 result.alerts = _admitted(matcher, shards)
                 held += sum(map(len, shards)) - len(result.alerts)
             yield result
     except CaptureError as exc:
         failure = exc
-    late: list[list[Alert]] = []
-    for k, channel in enumerate(channels):
+    late: list[list[Alert]] = [matcher.finish()]
+    for k, channel in enumerate(channels, 1):
         alerts, counters, profiles = _receive(k, channel, "end")
         late.append(alerts)
         for f in dataclasses.fields(counters):
@@ -241,7 +252,7 @@ def _work(
                     config,
                     checksums=checksums,
                     before_batch=before_batch,
-                    shard=partial(keep_shard, worker=worker, workers=workers),
+                    shard=partial(shard_mask, worker=worker, workers=workers),
                 ):
                     if result.decoded is not None:
                         sender.send((seq, result.alerts))
