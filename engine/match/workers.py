@@ -54,7 +54,7 @@ _K3 = np.uint64(0x94D049BB133111EB)
 def _by_fields(obj: Any) -> tuple[type, tuple[Any, ...]]:
     """Pickle a frozen dataclass as its class and field values: the generated
     `__setstate__` of a slotted dataclass looks its fields up on every call, which
-    made unpickling alerts a tenth of the parent's work."""
+    made unpickling alerts 2.5 times slower."""
     cls = type(obj)
     return cls, _FIELDS[cls](obj)
 
