@@ -189,3 +189,38 @@ def test_community_rules_on_real_captures_alert_alike_with_two_workers(capture: 
     assert one, "the capture raises alerts"
     assert _keys(sharded) == _keys(one)
     assert parent.stats.alerts == len(one)
+
+
+def test_a_hangup_reaches_the_workers_and_the_running_handler() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from engine.match.workers import _relay_hangup
+
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys, time\n"
+            "signal.signal(signal.SIGHUP, lambda *a: sys.exit(7))\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(30)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    seen: list[int] = []
+    before = signal.signal(signal.SIGHUP, lambda signum, _frame: seen.append(signum))
+    try:
+        with _relay_hangup([child.pid]):
+            os.kill(os.getpid(), signal.SIGHUP)
+        assert child.wait(timeout=10) == 7  # the worker got it
+        assert seen == [signal.SIGHUP]  # and so did the parent's own reload handler
+        os.kill(os.getpid(), signal.SIGHUP)  # afterwards, the parent's handler alone
+        assert seen == [signal.SIGHUP, signal.SIGHUP]
+    finally:
+        signal.signal(signal.SIGHUP, before)
+        if child.poll() is None:
+            child.kill()
