@@ -412,8 +412,10 @@ def _anchored_byte_tests(
                 continue
             if offset < 0 or not 1 <= size <= 4 or item.endian not in (None, "big", "little"):
                 continue
-            if item.operator not in COMPARE:
+            if item.operator not in COMPARE or not 0 <= value < 1 << 32:
                 continue
+            if item.bitmask is not None and not 0 <= item.bitmask < 1 << 32:
+                continue  # left to the evaluator, which reads Python integers
             little = item.endian == "little"
             out.append(
                 (offset, size, item.operator, value, item.bitmask or 0, little, item.negated)

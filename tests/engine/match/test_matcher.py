@@ -580,3 +580,12 @@ def test_bare_fins_and_resets_of_flows_without_data_reach_the_inspector_once() -
     assert sids(alerts).count(1) == 4 and 2 in sids(alerts)
     flags = [call[6] for call in recording.calls]
     assert flags.count(0x11) == 2  # the refused flow's first FIN, and the web one
+
+
+def test_byte_tests_beyond_32_bits_are_left_to_the_evaluator() -> None:
+    m = matcher_for(
+        'rule "b" { id 1 match udp where pkt_data byte_test(bytes 4, offset 0, < 0x1FFFFFFFF) }'
+    )
+    assert not m.ruleset.rules[0].byte_tests
+    pkt = IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=9, dport=9) / b"\xff\xff\xff\xff"
+    assert sids(run_packets(m, [pkt])) == [1]
