@@ -896,12 +896,11 @@ class Matcher:
         loaded = self._loaded
         rs = loaded.ruleset
         reads_app = loaded.arrays.reads_app
-        by_id = {r.rule.id: r for r in rs.rules}
-        kept = [
-            a
-            for a in one.alerts
-            if a.match.rule_id in by_id and reads_app[by_id[a.match.rule_id].index]
-        ]
+        kept = []
+        for a in one.alerts:
+            rule = loaded.by_id.get((a.match.gid, a.match.rule_id))
+            if rule is not None and reads_app[rule.index]:
+                kept.append(a)
         app_rules = np.array(
             [
                 r.index
