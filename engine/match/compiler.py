@@ -16,7 +16,6 @@ import bisect
 import time
 from dataclasses import dataclass, field
 
-import hyperscan
 import numpy as np
 
 from engine.match.conditions import (
@@ -26,6 +25,7 @@ from engine.match.conditions import (
     compile_condition,
     vector_tests,
 )
+from engine.match.literals import LiteralDatabase, compile_literals
 from engine.match.payload import COMPARE, PayloadRuleError
 from engine.match.sets import AddressSet, HeaderError, port_bitmap
 from rules import ast
@@ -176,8 +176,7 @@ class PatternDatabase:
     """
 
     buffer: str
-    database: hyperscan.Database | None
-    single: hyperscan.Database | None  # the same, reporting once per scan: one buffer at a time
+    database: LiteralDatabase | None
     lengths: np.ndarray
     rules: list[np.ndarray]
     runs: list[tuple[int, int, int, bool]]  # (pattern id, byte, length, nocase) of one-byte runs
@@ -654,23 +653,14 @@ def _build_databases(rules: list[CompiledRule]) -> dict[str, PatternDatabase]:
         runs = [(i, p[0], len(p), nocase) for i, (p, nocase) in enumerate(keys) if len(set(p)) == 1]
         run_ids = {i for i, *_ in runs}
         literal = [i for i in range(len(keys)) if i not in run_ids]
-        db = single = None
+        db = None
         if literal:
-            expressions = [_escape(keys[i][0]) for i in literal]
-            flags = [hyperscan.HS_FLAG_CASELESS if keys[i][1] else 0 for i in literal]
-            db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            db.compile(expressions=expressions, ids=literal, elements=len(literal), flags=flags)
-            single = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            single.compile(
-                expressions=expressions,
-                ids=literal,
-                elements=len(literal),
-                flags=[f | hyperscan.HS_FLAG_SINGLEMATCH for f in flags],
+            db = compile_literals(
+                [_escape(keys[i][0]) for i in literal], literal, [keys[i][1] for i in literal]
             )
         out[buffer] = PatternDatabase(
             buffer=buffer,
             database=db,
-            single=single,
             lengths=np.array([len(p) for p, _ in keys], dtype=np.int64),
             rules=[np.array(patterns[k], dtype=np.int64) for k in keys],
             runs=runs,

@@ -11,14 +11,12 @@ thresholds and windows see packets as they came.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import hyperscan
 import numpy as np
 
 from dpdk_io.batch import PacketBatch
@@ -1035,22 +1033,13 @@ class Matcher:
         lens = np.array([len(w) for w in windows], dtype=np.int64)
         cstart = np.zeros(lens.shape[0], dtype=np.int64)
         np.cumsum(lens[:-1], out=cstart[1:])
-        ids: list[int] = []
-        ends: list[int] = []
-        budget = _HITS_PER_BUFFER * len(windows) + 1024
-
-        def on_match(pid: int, _from: int, to: int, _flags: int, _ctx: object) -> bool:
-            ids.append(pid)
-            ends.append(to)
-            return len(ids) >= budget
-
+        blob = np.frombuffer(b"".join(windows), dtype=np.uint8)
         # a flood of hits stops the scan: the stream candidates found so far are kept
-        with contextlib.suppress(hyperscan.ScanTerminated):
-            db.database.scan(b"".join(windows), match_event_handler=on_match)
-        if not ids:
+        found = db.database.hits(blob, 0, blob.shape[0], _HITS_PER_BUFFER * len(windows) + 1024)
+        if found.ids.shape[0] == 0:
             return empty, empty
-        pid = np.array(ids, dtype=np.int64)
-        end = np.array(ends, dtype=np.int64)
+        pid = found.ids
+        end = found.ends
         start = end - db.lengths[pid]
         seg = np.clip(np.searchsorted(cstart, start, side="right") - 1, 0, None)
         boundary = cstart[seg] + np.array(bounds, dtype=np.int64)[seg]
@@ -1078,16 +1067,10 @@ class Matcher:
         # the payloads, concatenated (each byte copied once) and scanned in place
         arr = np.empty(int(cstart[-1] + lens[-1]), dtype=np.uint8)
         gather_kernel(data, starts, lens, cstart, arr)
-        return self._hits_to_candidates(arr.data, cstart, lens, sel, db, arr)
+        return self._hits_to_candidates(arr, cstart, lens, sel, db)
 
     def _hits_to_candidates(
-        self,
-        blob: bytes | memoryview,
-        cstart: np.ndarray,
-        lens: np.ndarray,
-        sel: np.ndarray,
-        db: Any,
-        arr: np.ndarray | None = None,
+        self, arr: np.ndarray, cstart: np.ndarray, lens: np.ndarray, sel: np.ndarray, db: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidate (row, rule) pairs from one scan of the concatenated buffers.
 
@@ -1100,8 +1083,6 @@ class Matcher:
         pid_parts: list[np.ndarray] = []
         n = sel.shape[0]
         if db.runs:
-            if arr is None:
-                arr = np.frombuffer(blob, dtype=np.uint8)
             for (pid, *_), seg in zip(
                 db.runs, _segments_with_runs(arr, cstart, lens, db.runs), strict=True
             ):
@@ -1111,36 +1092,18 @@ class Matcher:
             hi = min(n, lo + _CHUNK)
             base = int(cstart[lo])
             end_at = int(cstart[hi - 1] + lens[hi - 1])
-            ids: list[int] = []
-            ends: list[int] = []
-            budget = _HITS_PER_BUFFER * (hi - lo)
-
-            def on_match(
-                pid: int,
-                _from: int,
-                to: int,
-                _flags: int,
-                _ctx: object,
-                ids: list[int] = ids,
-                ends: list[int] = ends,
-                budget: int = budget,
-            ) -> bool:
-                ids.append(pid)
-                ends.append(to)
-                return len(ids) >= budget
-
-            try:
-                db.database.scan(blob[base:end_at], match_event_handler=on_match)
-            except hyperscan.ScanTerminated:
-                seg, pid = self._scan_singly(blob, cstart, lens, lo, hi, db)
+            found = db.database.hits(arr, base, end_at, _HITS_PER_BUFFER * (hi - lo))
+            if not found.complete:
+                seg, pid = db.database.first_hits(arr, cstart, lens, lo, hi)
+                self.stats.prefilter_hits += pid.shape[0]
                 seg_parts.append(seg)
                 pid_parts.append(pid)
                 continue
-            if not ids:
+            if found.ids.shape[0] == 0:
                 continue
-            self.stats.prefilter_hits += len(ids)
-            pid = np.array(ids, dtype=np.int64)
-            end = np.array(ends, dtype=np.int64) + base
+            self.stats.prefilter_hits += found.ids.shape[0]
+            pid = found.ids
+            end = found.ends + base
             start = end - db.lengths[pid]
             seg = np.searchsorted(cstart, start, side="right") - 1
             segc = np.clip(seg, 0, None)
@@ -1150,31 +1113,6 @@ class Matcher:
         if not seg_parts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return _rule_pairs(sel, np.concatenate(seg_parts), np.concatenate(pid_parts), db)
-
-    def _scan_singly(
-        self,
-        blob: bytes | memoryview,
-        cstart: np.ndarray,
-        lens: np.ndarray,
-        lo: int,
-        hi: int,
-        db: Any,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        segs: list[int] = []
-        ids: list[int] = []
-        current = [0]
-
-        def on_match(pid: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
-            segs.append(current[0])
-            ids.append(pid)
-
-        scan = db.single.scan
-        for i in range(lo, hi):
-            s = int(cstart[i])
-            current[0] = i
-            scan(blob[s : s + int(lens[i])], match_event_handler=on_match)
-        self.stats.prefilter_hits += len(ids)
-        return np.array(segs, dtype=np.int64), np.array(ids, dtype=np.int64)
 
     def _prefilter_buffers(
         self, buffered: list[tuple[int, dict[str, bytes]]], name: str, db: Any
@@ -1186,7 +1124,8 @@ class Matcher:
         lens = np.array([len(b) for _, b in rows_with], dtype=np.int64)
         cstart = np.zeros(sel.shape[0], dtype=np.int64)
         np.cumsum(lens[:-1], out=cstart[1:])
-        return self._hits_to_candidates(b"".join(b for _, b in rows_with), cstart, lens, sel, db)
+        blob = np.frombuffer(b"".join(b for _, b in rows_with), dtype=np.uint8)
+        return self._hits_to_candidates(blob, cstart, lens, sel, db)
 
     def _slow_candidates(
         self,

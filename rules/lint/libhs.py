@@ -36,7 +36,8 @@ class _CompileError(ctypes.Structure):
     _fields_ = (("message", ctypes.c_char_p), ("expression", ctypes.c_int))
 
 
-def _load_library() -> ctypes.CDLL:
+def load_libhs() -> ctypes.CDLL:
+    """The system's libhs, or LibhsUnavailable with every name tried and why it failed."""
     reasons = []
     names = list(_LIBRARY_NAMES)
     found = ctypes.util.find_library("hs")
@@ -54,7 +55,7 @@ class PatternAnalyser:
     """`hs_expression_info` from a loaded libhs, returning the compiler's message or None."""
 
     def __init__(self) -> None:
-        library = _load_library()
+        library = load_libhs()
         try:
             info = library.hs_expression_info
             free_error = library.hs_free_compile_error
