@@ -100,23 +100,34 @@ def run_kernel(arr, cstart, lens, run_byte, run_nocase, run_len, fold, interesti
     (compared through `fold`, ASCII case folding, when run_nocase[k]). One pass."""
     n_runs = run_byte.shape[0]
     shortest = run_len.min() if n_runs else 0
+    step = max(shortest, 1)
     for j in range(cstart.shape[0]):
-        end = cstart[j] + lens[j]
-        i = cstart[j]
+        begin = cstart[j]
+        end = begin + lens[j]
+        i = begin
+        # Any run of `shortest` bytes or more covers one of the bytes visited: after
+        # a byte no run is made of, `step` bytes on; after a run, the byte past it.
         while i < end:
             b = arr[i]
             if not interesting[b]:
-                i += 1
+                i += step
                 continue
-            k0 = i
-            while i < end and arr[i] == b:
-                i += 1
-            exact = i - k0
+            e0 = i
+            while e0 > begin and arr[e0 - 1] == b:
+                e0 -= 1
+            e1 = i + 1
+            while e1 < end and arr[e1] == b:
+                e1 += 1
             fb = fold[b]
-            m = k0
-            while m < end and fold[arr[m]] == fb:
-                m += 1
-            folded = m - k0
+            f0 = e0
+            while f0 > begin and fold[arr[f0 - 1]] == fb:
+                f0 -= 1
+            f1 = e1
+            while f1 < end and fold[arr[f1]] == fb:
+                f1 += 1
+            i = e1
+            exact = e1 - e0
+            folded = f1 - f0
             if folded < shortest:  # most occurrences: too short for any run
                 continue
             for k in range(n_runs):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from engine.inspect import Inspector
 from engine.match import compile_ruleset
+from engine.match.matcher import _segments_with_runs
 from rules import parse_text
 from tests.engine.match.traffic import data, handshake, matcher_for, run_packets, sids
 
@@ -250,6 +252,28 @@ def test_one_byte_run_patterns_are_found_per_payload() -> None:
     assert m.ruleset.databases["pkt_data"].runs
     pkts = [*handshake(), data(b"x" + b"\x00" * 5 + b"y"), data(b"\x00" * 40, seq=108)]
     assert [a.match.packet for a in run_packets(m, pkts)] == [5]
+
+
+def test_the_run_kernel_finds_every_run_a_byte_by_byte_search_finds() -> None:
+    # the kernel visits one byte in `shortest`: runs at every alignment, runs of a
+    # case-folded byte around an exact one, and runs cut by a segment's edge
+    runs = [(0, 0, 6, False), (1, ord("A"), 7, False), (2, ord("a"), 6, True), (3, 0xFF, 9, False)]
+    rng = np.random.default_rng(7)
+    alphabet = np.array([0, 0xFF, ord("a"), ord("A"), ord("b")], dtype=np.uint8)
+    for _ in range(200):
+        segments = [
+            bytes(alphabet[rng.integers(0, len(alphabet), rng.integers(0, 60))]) for _ in range(5)
+        ]
+        arr = np.frombuffer(b"".join(segments), dtype=np.uint8)
+        lens = np.array([len(x) for x in segments], dtype=np.int64)
+        cstart = np.concatenate([[0], np.cumsum(lens[:-1])]).astype(np.int64)
+        got = [set(s.tolist()) for s in _segments_with_runs(arr, cstart, lens, runs)]
+        for (_, byte, n, nocase), found in zip(runs, got, strict=True):
+            needle = bytes([byte]) * n
+            expected = {
+                j for j, seg in enumerate(segments) if needle in (seg.lower() if nocase else seg)
+            }
+            assert found == expected, (segments, byte, n, nocase)
 
 
 def test_a_flood_of_prefilter_hits_falls_back_to_one_scan_per_payload() -> None:
