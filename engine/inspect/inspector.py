@@ -149,6 +149,12 @@ class Inspector:
                 out.append(PacketContext(fs.app, to_server, results[0], more=tuple(results[1:])))
         return out
 
+    def undetected(self, flow: int) -> bool:
+        """Whether detection gave `flow` up without finding its application protocol:
+        its later packets yield nothing but reassembled bytes."""
+        fs = self._flows.get(flow)
+        return fs is not None and fs.app is None and not fs.parse
+
     def flows(self) -> list[int]:
         """The flows that have state, least recently active first."""
         return list(self._flows)

@@ -137,6 +137,7 @@ class MatcherStats:
     matches: int = 0
     alerts: int = 0
     checksum_skipped: int = 0
+    left_out_flows: int = 0  # TCP flows of no detected protocol no longer inspected
 
 
 #: Fields read straight from a decoded row column.
@@ -583,6 +584,8 @@ class _Loaded:
     has_stream: bool = False
     reads_stream_size: bool = False  # some rule compares `stream.size.*`
     by_id: dict[tuple[int, int], CompiledRule] = field(default_factory=dict)  # (gid, sid)
+    # the distinct (source, destination) port tables of the stream-only rules
+    stream_only_ports: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     @classmethod
     def of(cls, ruleset: CompiledRuleset) -> _Loaded:
@@ -595,6 +598,8 @@ class _Loaded:
             for side in ("client", "server", "both", "either")
         )
         by_id = {(r.rule.gid or 1, r.rule.id): r for r in rules}
+        port_pairs = sorted({(r.sport_set, r.dport_set) for r in rules if r.stream == STREAM_ONLY})
+        sets = ruleset.port_sets
         return cls(
             ruleset,
             _RuleArrays.build(rules),
@@ -603,6 +608,15 @@ class _Loaded:
             any(r.stream for r in rules),
             sizes,
             by_id,
+            [(sets[a], sets[b]) for a, b in port_pairs],
+        )
+
+    def stream_only_may_match(self, port_a: int, port_b: int) -> bool:
+        """Whether a stream-only rule's ports admit a flow between `port_a` and
+        `port_b`, in either direction."""
+        return any(
+            (src[port_a] and dst[port_b]) or (src[port_b] and dst[port_a])
+            for src, dst in self.stream_only_ports
         )
 
 
@@ -652,6 +666,8 @@ class Matcher:
         self._inspected: dict[int, int] = {}  # flow slot -> generation the inspector knows
         # flow slot -> the latest generation that handed the inspector data (-1: none)
         self._with_data = np.full(1024, -1, dtype=np.int64)
+        # flow slot -> the generation left out of inspection (-1: none), see `_inspect`
+        self._left_out = np.full(1024, -1, dtype=np.int64)
         self._txs: dict[int, _Transaction] = {}  # flow slot -> current transaction
         # flow slot -> per direction (0 from the client) its last inspected row as
         # (rows, index, established per row, link type): what an alert on flushed
@@ -1373,6 +1389,12 @@ class Matcher:
             if other.shape[0]:
                 self._first_only(udp, other, flow_key)
         wanted |= udp
+        # TCP flows of no detected protocol that no stream-only rule's ports admit: the
+        # inspector would only reassemble their bytes, which no rule would read (see
+        # `_leave_out`)
+        left_out = self._left_out
+        known = (row_flow >= 0) & (row_flow < left_out.shape[0])
+        wanted &= ~(known & (left_out[np.where(known, row_flow, 0)] == gen))
         with_data = np.nonzero(wanted & data)[0]
         if with_data.shape[0]:
             self._note_data(row_flow[with_data], gen[with_data])
@@ -1403,7 +1425,13 @@ class Matcher:
         detected = self._detected
         # per slot, its last inspected row in this batch so far in each direction
         batch_last: dict[int, dict[int, int]] = {}
+        undetected = getattr(self.inspector, "undetected", None)
+        if self.raw_stream:
+            undetected = None  # stream rules of every kind match unknown flows' streams
+        settled: dict[int, int] = {}  # slot -> generation left out from here on
         for i, slot, g, to_server, pr, sp, dp, fl, seq, s, n, ts in columns:
+            if settled and settled.get(slot) == g:
+                continue
             fresh = seen.get(slot) != g
             if fresh:
                 if slot in seen and keep_rows:
@@ -1434,6 +1462,16 @@ class Matcher:
                 self._detected_side_rows.add(i)
             for more in getattr(ctx, "more", ()):
                 extras.append((i, self._transaction(slot, False, _More(ctx.app_proto, more))))
+            if (
+                undetected is not None
+                and pr == 6
+                and ctx.app_proto is None
+                and undetected(slot)
+                and not self._loaded.stream_only_may_match(sp, dp)
+            ):
+                settled[slot] = g
+        if settled:
+            self._leave_out(settled)
         if keep_rows and idx.shape[0]:
             # keep a copy of each flow direction's last inspected row (not the batch)
             key = flows_i.astype(np.int64) * 2 + (row_dir[idx] != 0)
@@ -1455,6 +1493,27 @@ class Matcher:
         firsts = rows[np.unique(flow_key[rows], return_index=True)[1]]
         seen = self._inspected
         wanted[firsts] = [seen.get(k >> 32) != (k & 0xFFFFFFFF) for k in flow_key[firsts].tolist()]
+
+    def _leave_out(self, flows: dict[int, int]) -> None:
+        """Stop handing the inspector the packets of these flows (slot -> generation),
+        whose protocol detection gave up, and free what it holds for them.
+
+        Only stream-only rules read an unknown protocol's stream (unless `raw_stream`),
+        and none admits their ports; the inspector would parse nothing. A flow left out
+        stays out until it ends, across a reload.
+        """
+        assert self.inspector is not None
+        top = max(flows)
+        if top >= self._left_out.shape[0]:
+            grown = np.full(max(top + 1, 2 * self._left_out.shape[0]), -1, dtype=np.int64)
+            grown[: self._left_out.shape[0]] = self._left_out
+            self._left_out = grown
+        for slot, g in flows.items():
+            if self._inspected.get(slot) == g:  # not since reused by another flow
+                self.inspector.end_flow(slot)
+                self._txs.pop(slot, None)
+                self._left_out[slot] = g
+                self.stats.left_out_flows += 1
 
     def _note_data(self, slots: np.ndarray, gens: np.ndarray) -> None:
         """Remember, per flow slot, the latest generation that handed the inspector data."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, TCP
+from scapy.packet import Packet
 
 from engine.inspect import Inspector
 from engine.match import Alert
@@ -151,3 +152,38 @@ def test_raw_stream_rule_mixing_payload_and_body_matches_once_the_body_is_comple
     assert modes == {1: STREAM_ALSO, 2: STREAM_ALSO}
     # found through the body's literal, not the payload's
     assert {r.fast_pattern.buffer for r in m.ruleset.rules if r.fast_pattern} == {"file_data"}
+
+
+def test_unknown_flows_leave_inspection_unless_a_stream_only_rule_admits_their_ports() -> None:
+    # a binary protocol on port 6000: detection gives up once both sides have spoken
+    def flow(sp: int) -> list[Packet]:
+        return [
+            *handshake(sp=sp),
+            data(b"\x00\x01\x02\x03binary hello", sp=sp),
+            data(b"\x00\x09\x08\x07binary reply", to_server=False, seq=501, sp=sp),
+            data(b"xxAB", seq=117, sp=sp),
+            data(b"CDxx", seq=121, sp=sp),
+        ]
+
+    only_6000 = rule(1, "tcp-stream to any port 6000", 'pkt_data contains "ABCD"')
+    only_5900 = rule(2, "tcp-stream to any port 5900", 'pkt_data contains "ABCD"')
+    # a stream-only rule admits the flow: it stays inspected and the rule sees the stream
+    inspector = Inspector()
+    m = matcher_for(only_6000 + only_5900, inspector=inspector)
+    assert alerted(run_packets(m, flow(6000))) == [(1, 7)]
+    assert m.stats.left_out_flows == 0
+    assert inspector.stats().packets == 4
+    # none does: after the packet that ends detection the inspector sees no more of it
+    inspector = Inspector()
+    m = matcher_for(only_5900, inspector=inspector)
+    assert alerted(run_packets(m, flow(6000))) == []
+    assert m.stats.left_out_flows == 1
+    assert inspector.stats().packets == 2
+    assert inspector.flows() == []  # and holds nothing for it
+    # a flow on the other rule's port stays inspected
+    m = matcher_for(only_6000 + only_5900, inspector=Inspector())
+    assert alerted(run_packets(m, flow(5900))) == [(2, 7)]
+    # Suricata's raw stream model matches every stream rule on unknown flows
+    m = matcher_for(only_5900, inspector=Inspector(), raw_stream=True)
+    run_packets(m, flow(6000))
+    assert m.stats.left_out_flows == 0
