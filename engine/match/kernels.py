@@ -7,6 +7,7 @@ Python only.
 from __future__ import annotations
 
 import numba
+import numpy as np
 
 # session bits per flow slot
 _S_SYN = 1
@@ -146,3 +147,35 @@ def gather_kernel(data, starts, lens, cstart, out):
         o = cstart[j]
         n = lens[j]
         out[o : o + n] = data[s : s + n]  # a slice copy: a third of a byte loop's time
+
+
+@numba.njit(cache=True)
+def pair_kernel(sel, seg, pid, offsets, flat, last):
+    """(row, rule) pairs from pattern hits: segment `seg[i]` (row `sel[seg[i]]`) holds
+    pattern `pid[i]`, whose rules are `flat[offsets[p] : offsets[p + 1]]`.
+
+    A hit repeating its pattern's last segment adds nothing: a scan reports hits in
+    the order they end, so a pattern's hits in one segment come before the next
+    segment's (`last[p]`, -1 at first, is the segment of pattern p's last hit). Any
+    repeat this misses is only a duplicate pair.
+    """
+    total = 0
+    keep = np.zeros(seg.shape[0], dtype=np.bool_)
+    for i in range(seg.shape[0]):
+        p = pid[i]
+        if last[p] != seg[i]:
+            last[p] = seg[i]
+            keep[i] = True
+            total += offsets[p + 1] - offsets[p]
+    rows = np.empty(total, dtype=np.int64)
+    rules = np.empty(total, dtype=np.int64)
+    at = 0
+    for i in range(seg.shape[0]):
+        if keep[i]:
+            p = pid[i]
+            row = sel[seg[i]]
+            for j in range(offsets[p], offsets[p + 1]):
+                rows[at] = row
+                rules[at] = flat[j]
+                at += 1
+    return rows, rules

@@ -39,7 +39,7 @@ from engine.match.compiler import (
     reads_field,
 )
 from engine.match.conditions import ROW_COLUMNS
-from engine.match.kernels import gather_kernel, run_kernel
+from engine.match.kernels import gather_kernel, pair_kernel, run_kernel
 from engine.match.onesided import OneSided, OneSidedSessions
 from engine.match.payload import COMPARE, Scratch
 from engine.match.sets import address_int
@@ -437,18 +437,18 @@ def _rule_pairs(
     sel: np.ndarray, seg: np.ndarray, pid: np.ndarray, db: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """(row, rule) pairs from pattern hits: segment `seg[i]` (row `sel[seg[i]]`) holds
-    pattern `pid[i]`; each distinct pair gives the pattern's rules once."""
+    pattern `pid[i]`; a pattern's hits in one segment give its rules once."""
     if seg.shape[0] == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    width = len(db.rules) + 1
-    key = np.unique(seg * width + pid)
-    pattern = key % width
-    first = db.offsets[pattern]
-    counts = db.offsets[pattern + 1] - first
-    # each pattern's run of `flat`: its first index, then one more per following rule
-    ends = np.cumsum(counts)
-    at = np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(first - (ends - counts), counts)
-    return np.repeat(sel[key // width], counts), db.flat[at]
+    last = np.full(len(db.rules), -1, dtype=np.int64)
+    return pair_kernel(
+        sel.astype(np.int64, copy=False),
+        seg.astype(np.int64, copy=False),
+        pid.astype(np.int64, copy=False),
+        db.offsets,
+        db.flat,
+        last,
+    )
 
 
 def header_lines(raw: bytes) -> bytes:

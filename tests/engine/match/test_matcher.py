@@ -10,7 +10,8 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from engine.inspect import Inspector
 from engine.match import compile_ruleset
-from engine.match.matcher import _segments_with_runs
+from engine.match.compiler import PatternDatabase
+from engine.match.matcher import _rule_pairs, _segments_with_runs
 from rules import parse_text
 from tests.engine.match.traffic import data, handshake, matcher_for, run_packets, sids
 
@@ -274,6 +275,24 @@ def test_the_run_kernel_finds_every_run_a_byte_by_byte_search_finds() -> None:
                 j for j, seg in enumerate(segments) if needle in (seg.lower() if nocase else seg)
             }
             assert found == expected, (segments, byte, n, nocase)
+
+
+def test_prefilter_hits_become_each_patterns_rules_once_per_segment() -> None:
+    # pattern 0 -> rules 4, 5; pattern 1 -> none; pattern 2 -> rule 9
+    db = PatternDatabase(
+        buffer="pkt_data",
+        database=None,
+        lengths=np.array([4, 4, 4]),
+        rules=[np.array([4, 5]), np.array([], dtype=np.int64), np.array([9])],
+        runs=[],
+    )
+    sel = np.array([10, 11, 12])
+    seg = np.array([0, 0, 0, 1, 1, 2, 2])
+    pid = np.array([0, 2, 0, 1, 2, 0, 0])
+    rows, rules = _rule_pairs(sel, seg, pid, db)
+    pairs = list(zip(rows.tolist(), rules.tolist(), strict=True))
+    assert sorted(pairs) == [(10, 4), (10, 5), (10, 9), (11, 9), (12, 4), (12, 5)]
+    assert len(pairs) == len(set(pairs))
 
 
 def test_a_flood_of_prefilter_hits_falls_back_to_one_scan_per_payload() -> None:
