@@ -79,13 +79,14 @@ def iter_matches(
                 continue
             decoded = defrag.reassemble(decode(batch))
             st.count_batch(len(batch), decoded)
-            # reassembled datagrams are packets of `decoded.batch`, after the captured ones;
-            # a packet is bad when any of its rows is, whichever shard the rows fall to
+            # reassembled datagrams are packets of `decoded.batch`, after the captured ones
             packets = decoded.batch
+            mine = shard(decoded) if shard is not None else None
             bad = None
             if matcher is not None and checksums is not None:
-                bad = checksums(packets, decoded)
-            mine = shard(decoded) if shard is not None else None
+                # a packet is bad when any of its rows is, whichever shard the rows fall
+                # to: every row of the packets this shard has rows of is verified
+                bad = checksums(packets, decoded if mine is None else _packets_of(decoded, mine))
             if mine is not None and not track_all:
                 decoded = _rows(decoded, mine)
             events = table.update(decoded)
@@ -116,6 +117,14 @@ def iter_matches(
 def _rows(decoded: DecodedBatch, keep: np.ndarray) -> DecodedBatch:
     """`decoded` with the rows `keep` selects (the packets themselves are shared)."""
     return replace(decoded, rows=decoded.rows[keep])
+
+
+def _packets_of(decoded: DecodedBatch, keep: np.ndarray) -> DecodedBatch:
+    """`decoded` with every row of the packets that have a row `keep` selects."""
+    pkt = decoded.rows["pkt"]
+    wanted = np.zeros(len(decoded.batch), dtype=bool)
+    wanted[pkt[keep]] = True
+    return replace(decoded, rows=decoded.rows[wanted[pkt]])
 
 
 def _row_events(events: FlowEvents, keep: np.ndarray) -> FlowEvents:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
+from scapy.layers.vxlan import VXLAN
 from scapy.utils import wrpcap
 
 from dpdk_io.batch import Source
@@ -224,3 +225,39 @@ def test_a_hangup_reaches_the_workers_and_the_running_handler() -> None:
         signal.signal(signal.SIGHUP, before)
         if child.poll() is None:
             child.kill()
+
+
+def test_a_bad_checksum_on_a_tunnels_outer_row_spares_no_shard(tmp_path: Path) -> None:
+    # a VXLAN packet gives a row for the outer UDP flow and one for the inner TCP flow,
+    # which may fall to different workers; a wrong outer checksum makes the whole
+    # packet bad in both
+    frames = []
+    for i in range(16):
+        inner = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000 + i, dport=80, flags="PA")
+        outer = Ether(**MACS) / IP(src="192.0.2.1", dst="192.0.2.2")
+        frame = (
+            outer
+            / UDP(sport=50000 + i, dport=4789)
+            / VXLAN(vni=7)
+            / Ether(**MACS)
+            / inner
+            / b"XYZW"
+        )
+        frame = Ether(bytes(frame))
+        if i % 2 == 0:
+            frame[UDP].chksum ^= 0x0101
+        frame.time = 1_700_000_000 + i * 0.01
+        frames.append(frame)
+    wrpcap(str(tmp_path / "vxlan.pcap"), frames)
+    with open_source("pcap", str(tmp_path / "vxlan.pcap")) as source:
+        batch = source.next_batch()
+    assert batch is not None
+    rows = decode(batch).rows
+    assert rows.shape[0] == 32  # two rows per packet
+    shards = flow_shards(rows, 2)
+    split = [p for p in range(16) if len(set(shards[rows["pkt"] == p].tolist())) == 2]
+    assert any(p % 2 == 0 for p in split)  # a bad packet with rows in both shards
+    text = 'rule "inner" { id 21 match tcp where pkt_data contains "XYZW" }'
+    one = _run(tmp_path / "vxlan.pcap", matcher_for(text), 1)
+    two = _run(tmp_path / "vxlan.pcap", matcher_for(text), 2)
+    assert _keys(one) == _keys(two) == [(21, n) for n in range(2, 17, 2)]
