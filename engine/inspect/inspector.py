@@ -81,7 +81,7 @@ class Inspector:
     """Inspection of the packets of many flows, bounded by `InspectConfig`."""
 
     #: The UDP ports whose payloads it parses; of other UDP flows it keeps nothing, so a
-    #: caller may hand it only their first packet (which ends what a reused slot held).
+    #: caller may instead call `end_flow` on their first packet (a reused slot's state).
     udp_ports: frozenset[int] = DNS_PORTS
 
     def __init__(self, config: InspectConfig | None = None) -> None:

@@ -1371,23 +1371,31 @@ class Matcher:
         data = (proto == 6) & (plen > 0)
         wanted = (row_flow >= 0) & (data | (proto == 6) & ((rows["tcp_flags"] & 0x05) != 0))
         # a FIN or RST without data, of a flow that never handed data over: the inspector
-        # holds nothing for it, so only its first packet in its slot
+        # holds nothing for it, so only its first packet in its slot, and that only to
+        # end what the slot's earlier flow held (`reset`: the inspector gets `end_flow`
+        # for these rows instead of the packet)
         bare = np.nonzero(wanted & ~data)[0]
+        reset = np.zeros(rows.shape[0], dtype=bool)
         if bare.shape[0]:
             had = self._with_data
             known = row_flow[bare] < had.shape[0]
             held = known & (had[np.where(known, row_flow[bare], 0)] == gen[bare])
             held |= np.isin(flow_key[bare], flow_key[data])
-            self._first_only(wanted, bare[~held], flow_key)
+            lone = bare[~held]
+            self._first_only(wanted, lone, flow_key)
+            # a SYN among them is handed over: its sequence number anchors reassembly
+            reset[lone] = wanted[lone] & ((rows["tcp_flags"][lone] & 0x02) == 0)
         udp = (proto == 17) & (plen > 0) & (row_flow >= 0)
         ports = getattr(self.inspector, "udp_ports", None)
         if ports is not None:
-            # UDP the inspector does not parse: only a flow's first packet in its slot
+            # UDP the inspector does not parse: only a flow's first packet in its slot,
+            # which only ends what the slot held
             parsed = np.zeros(65536, dtype=bool)
             parsed[list(ports)] = True
             other = np.nonzero(udp & ~(parsed[rows["sport"]] | parsed[rows["dport"]]))[0]
             if other.shape[0]:
                 self._first_only(udp, other, flow_key)
+                reset[other] = udp[other]
         wanted |= udp
         # TCP flows of no detected protocol that no stream-only rule's ports admit: the
         # inspector would only reassemble their bytes, which no rule would read (see
@@ -1414,6 +1422,7 @@ class Matcher:
             pstart[idx].tolist(),
             plen[idx].tolist(),
             rows["ts"][idx].tolist(),
+            reset[idx].tolist(),
             strict=True,
         )
         last = self._last
@@ -1429,7 +1438,8 @@ class Matcher:
         if self.raw_stream:
             undetected = None  # stream rules of every kind match unknown flows' streams
         settled: dict[int, int] = {}  # slot -> generation left out from here on
-        for i, slot, g, to_server, pr, sp, dp, fl, seq, s, n, ts in columns:
+        end_flow = self.inspector.end_flow
+        for i, slot, g, to_server, pr, sp, dp, fl, seq, s, n, ts, only_reset in columns:
             if settled and settled.get(slot) == g:
                 continue
             fresh = seen.get(slot) != g
@@ -1449,6 +1459,11 @@ class Matcher:
                 last.pop(slot, None)
             if keep_rows:
                 batch_last.setdefault(slot, {})[0 if to_server else 1] = i
+            if only_reset:
+                if fresh:
+                    end_flow(slot)
+                    self._txs.pop(slot, None)
+                continue
             ctx = packet(slot, fresh, to_server, pr, sp, dp, fl, seq, mv[s : s + n].tobytes(), ts)
             out[i] = self._transaction(slot, fresh, ctx)
             if ctx.app_proto is not None and detected.get(slot) != (g, ctx.app_proto):

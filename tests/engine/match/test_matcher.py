@@ -545,18 +545,30 @@ def test_flowint_counts_per_flow() -> None:
 
 
 class _Recording(Inspector):
-    """An inspector that keeps the arguments of every packet handed to it."""
+    """An inspector that keeps the arguments of every packet handed to it, and the
+    flows the matcher ended."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[tuple[Any, ...]] = []
+        self.ended: list[int] = []
+        self._inside = False
 
     def packet(self, *args: Any) -> Any:
         self.calls.append(args)
-        return super().packet(*args)
+        self._inside = True
+        try:
+            return super().packet(*args)
+        finally:
+            self._inside = False
+
+    def end_flow(self, flow: int) -> None:
+        if not self._inside:
+            self.ended.append(flow)
+        super().end_flow(flow)
 
 
-def test_udp_the_inspector_does_not_parse_reaches_it_once_per_flow() -> None:
+def test_udp_the_inspector_does_not_parse_only_ends_what_a_slot_held() -> None:
     from scapy.layers.dns import DNS, DNSQR
 
     text = (
@@ -569,11 +581,14 @@ def test_udp_the_inspector_does_not_parse_reaches_it_once_per_flow() -> None:
     query = IP(src="10.0.0.1", dst="10.0.0.3") / UDP(sport=5001, dport=53)
     query = query / DNS(rd=1, qd=DNSQR(qname="www.example.com"))
     alerts = run_packets(m, [*game, query, query], batch_size=3)
-    # every packet is still matched; the game flow's only reached the inspector once
+    # every packet is still matched; of the game flow the inspector only heard, when
+    # it appeared, that what its slot held is gone
     assert sids(alerts) == [1, 1, 1, 1, 2, 2]
     assert [
         dport if to_server else sport for _, _, to_server, _, sport, dport, *_ in recording.calls
-    ] == [27015, 53, 53]
+    ] == [53, 53]
+    game_slot = 0  # the flow table's first flow
+    assert recording.ended == [game_slot]
 
 
 @pytest.mark.parametrize(
@@ -602,7 +617,7 @@ def test_byte_tests_at_a_fixed_offset_are_decided_before_evaluation(
     assert m.stats.evaluations == int(alerts)
 
 
-def test_bare_fins_and_resets_of_flows_without_data_reach_the_inspector_once() -> None:
+def test_bare_fins_and_resets_of_flows_without_data_only_end_what_a_slot_held() -> None:
     recording = _Recording()
     m = matcher_for(
         'rule "close" { id 1 match tcp where tcp.flags has_any F }\n'
@@ -622,7 +637,10 @@ def test_bare_fins_and_resets_of_flows_without_data_reach_the_inspector_once() -
     alerts = run_packets(m, [*refused, *web], batch_size=4)
     assert sids(alerts).count(1) == 4 and 2 in sids(alerts)
     flags = [call[6] for call in recording.calls]
-    assert flags.count(0x11) == 2  # the refused flow's first FIN, and the web one
+    assert flags.count(0x11) == 1  # the web flow's FIN
+    # the refused flow's first FIN only ended what its slot held
+    refused_slot = 0  # the flow table's first flow
+    assert recording.ended == [refused_slot]
 
 
 def test_byte_tests_beyond_32_bits_are_left_to_the_evaluator() -> None:
