@@ -25,6 +25,7 @@ from engine.match.conditions import (
     compile_condition,
     vector_tests,
 )
+from engine.match.kernels import SHORT_BYTE, SHORT_BYTE_FOLDED, SHORT_PAIR, SHORT_PAIR_FOLDED
 from engine.match.literals import LiteralDatabase, compile_literals
 from engine.match.payload import COMPARE, PayloadRuleError
 from engine.match.sets import AddressSet, HeaderError, port_bitmap
@@ -164,6 +165,9 @@ class CompiledRule:
     # byte_tests of pkt_data at a fixed offset: (offset, bytes, operator, value,
     # bitmask or 0, little-endian, negated), tested with numpy like `anchors`
     byte_tests: tuple[tuple[int, int, str, int, int, bool, bool], ...] = ()
+    # `required` without the fast pattern: what is left to check once a prefilter hit
+    # of the fast pattern made the rule a candidate on a buffer
+    confirm: tuple[tuple[str, bytes, bool], ...] = ()
 
 
 @dataclass(slots=True)
@@ -192,6 +196,27 @@ class PatternDatabase:
 
 
 @dataclass(slots=True)
+class ConfirmTable:
+    """The packet-payload literals rules need besides their fast pattern, checked for
+    all candidates of a batch before any is evaluated: a payload is scanned once.
+
+    Literals of 3 bytes or more (not one repeated byte) go into one database; rule
+    `k`'s ids are `flat[offsets[k] : offsets[k + 1]]`. Literals of one or two bytes
+    (slow-path rules' `|00 01|`) are looked up among the bytes and byte pairs a
+    payload holds; rule `k`'s codes (`SHORT_*`) are
+    `short_flat[short_offsets[k] : short_offsets[k + 1]]`.
+    """
+
+    database: LiteralDatabase | None
+    offsets: np.ndarray
+    flat: np.ndarray
+    lengths: np.ndarray  # per literal id
+    short_offsets: np.ndarray
+    short_flat: np.ndarray
+    short_folded: np.ndarray  # per rule: some short code is a lowercased one
+
+
+@dataclass(slots=True)
 class CompiledRuleset:
     """Everything the matcher needs, built once per rule load and swapped whole on reload."""
 
@@ -203,6 +228,7 @@ class CompiledRuleset:
     diagnostics: list[CompileDiagnostic] = field(default_factory=list)
     compile_seconds: float = 0.0
     variables: VariableTable = field(default_factory=VariableTable)
+    confirm: ConfirmTable | None = None  # packet-payload literals besides fast patterns
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -437,6 +463,18 @@ def _required_literals(rule: ast.Rule) -> tuple[tuple[str, bytes, bool], ...]:
     return tuple(out)
 
 
+def _without_fast_pattern(
+    required: tuple[tuple[str, bytes, bool], ...], fast: FastPatternChoice | None
+) -> tuple[tuple[str, bytes, bool], ...]:
+    if fast is None:
+        return required
+    entry = (fast.buffer, fast.pattern.lower() if fast.nocase else fast.pattern, fast.nocase)
+    if entry not in required:
+        return required
+    at = required.index(entry)
+    return required[:at] + required[at + 1 :]
+
+
 def _escape(pattern: bytes) -> bytes:
     return "".join(f"\\x{b:02x}" for b in pattern).encode("ascii")
 
@@ -599,7 +637,8 @@ def compile_ruleset(
                 predicate=predicate,
                 fast_pattern=fast,
                 min_payload=_min_payload(rule),
-                required=_required_literals(rule),
+                required=(required := _required_literals(rule)),
+                confirm=_without_fast_pattern(required, fast),
                 anchors=_anchored_literals(rule),
                 byte_tests=_anchored_byte_tests(rule),
                 needs_buffers=frozenset(
@@ -625,6 +664,7 @@ def compile_ruleset(
     slow = [r.index for r in slow_all if r.src is None and r.dst is None]
     address_index = AddressIndex.build(gated)
     ports = np.array(port_rows, dtype=bool) if port_rows else np.zeros((0, 65536), dtype=bool)
+    confirm = _build_confirm(compiled)
     return CompiledRuleset(
         rules=compiled,
         databases=databases,
@@ -634,7 +674,60 @@ def compile_ruleset(
         diagnostics=diagnostics,
         compile_seconds=time.perf_counter() - started,
         variables=variables,
+        confirm=confirm,
     )
+
+
+def _build_confirm(rules: list[CompiledRule]) -> ConfirmTable | None:
+    ids: dict[tuple[bytes, bool], int] = {}
+    long: list[list[int]] = []
+    short: list[list[int]] = []
+    folded: list[bool] = []
+    for r in rules:
+        mine: set[int] = set()
+        codes: set[int] = set()
+        fold = False
+        for buffer, literal, nocase in r.confirm:
+            if buffer != "pkt_data":
+                continue
+            if len(literal) >= MIN_FAST_PATTERN and len(set(literal)) > 1:
+                mine.add(ids.setdefault((literal, nocase), len(ids)))
+            elif len(literal) == 2:
+                base = SHORT_PAIR_FOLDED if nocase else SHORT_PAIR
+                codes.add(base + (literal[0] << 8 | literal[1]))
+                fold |= nocase
+            elif len(literal) == 1:
+                codes.add((SHORT_BYTE_FOLDED if nocase else SHORT_BYTE) + literal[0])
+                fold |= nocase
+        long.append(sorted(mine))
+        short.append(sorted(codes))
+        folded.append(fold)
+    if not ids and not any(short):
+        return None
+    keys = list(ids)
+    database = None
+    if keys:
+        database = compile_literals(
+            [_escape(p) for p, _ in keys], list(range(len(keys))), [nocase for _, nocase in keys]
+        )
+    offsets, flat = _csr(long)
+    short_offsets, short_flat = _csr(short)
+    return ConfirmTable(
+        database,
+        offsets,
+        flat,
+        np.array([len(p) for p, _ in keys], dtype=np.int64),
+        short_offsets,
+        short_flat,
+        np.array(folded, dtype=bool),
+    )
+
+
+def _csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    counts = np.array([len(x) for x in lists], dtype=np.int64)
+    offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets, np.array([i for x in lists for i in x], dtype=np.int64)
 
 
 def _build_databases(rules: list[CompiledRule]) -> dict[str, PatternDatabase]:

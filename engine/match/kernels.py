@@ -9,6 +9,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+# Codes of one- and two-byte literals in `confirm_kernel`'s table of what a payload
+# holds: two bytes as they are, two bytes lowercased (nocase), one byte, one byte
+# lowercased.
+SHORT_PAIR = 0
+SHORT_PAIR_FOLDED = 1 << 16
+SHORT_BYTE = 2 << 16
+SHORT_BYTE_FOLDED = (2 << 16) + 256
+SHORT_CODES = (2 << 16) + 512
+
 # session bits per flow slot
 _S_SYN = 1
 _S_SYNACK = 2
@@ -179,3 +188,76 @@ def pair_kernel(sel, seg, pid, offsets, flat, last):
                 rules[at] = flat[j]
                 at += 1
     return rows, rules
+
+
+@numba.njit(cache=True)
+def confirm_kernel(
+    cand_seg,
+    cand_rule,
+    hit_seg,
+    hit_lit,
+    offsets,
+    flat,
+    stamp,
+    arr,
+    cstart,
+    lens,
+    short_offsets,
+    short_flat,
+    short_folded,
+    fold,
+    short_stamp,
+):
+    """Per candidate (sorted by segment), whether its segment holds every literal its
+    rule needs: the long ones (`flat[offsets[k] : offsets[k + 1]]`) among the hits,
+    sorted by segment, and the short ones (`short_flat[...]`, codes laid out as
+    `SHORT_*` above) among the segment's bytes and byte pairs. `stamp[lit]` and
+    `short_stamp[code]` hold the last segment seen with each (-1 at first), so
+    nothing is cleared between segments."""
+    n = cand_seg.shape[0]
+    keep = np.ones(n, dtype=np.bool_)
+    h = 0
+    i = 0
+    while i < n:
+        s = cand_seg[i]
+        end = i
+        shorts = False
+        folded = False
+        while end < n and cand_seg[end] == s:
+            k = cand_rule[end]
+            if short_offsets[k + 1] > short_offsets[k]:
+                shorts = True
+                if short_folded[k]:
+                    folded = True
+            end += 1
+        while h < hit_seg.shape[0] and hit_seg[h] < s:
+            h += 1
+        while h < hit_seg.shape[0] and hit_seg[h] == s:
+            stamp[hit_lit[h]] = s
+            h += 1
+        if shorts:
+            lo = cstart[s]
+            hi = lo + lens[s]
+            for j in range(lo, hi):
+                b = arr[j]
+                short_stamp[SHORT_BYTE + b] = s
+                if j + 1 < hi:
+                    short_stamp[SHORT_PAIR + ((b << 8) | arr[j + 1])] = s
+                if folded:
+                    f = fold[b]
+                    short_stamp[SHORT_BYTE_FOLDED + f] = s
+                    if j + 1 < hi:
+                        short_stamp[SHORT_PAIR_FOLDED + ((f << 8) | fold[arr[j + 1]])] = s
+        for c in range(i, end):
+            k = cand_rule[c]
+            for j in range(offsets[k], offsets[k + 1]):
+                if stamp[flat[j]] != s:
+                    keep[c] = False
+                    break
+            if keep[c]:
+                for j in range(short_offsets[k], short_offsets[k + 1]):
+                    if short_stamp[short_flat[j]] != s:
+                        keep[c] = False
+                        break
+        i = end
+    return keep

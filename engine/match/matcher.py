@@ -36,10 +36,18 @@ from engine.match.compiler import (
     STREAM_ONLY,
     CompiledRule,
     CompiledRuleset,
+    ConfirmTable,
     reads_field,
 )
 from engine.match.conditions import ROW_COLUMNS
-from engine.match.kernels import gather_kernel, pair_kernel, run_kernel
+from engine.match.kernels import (
+    SHORT_CODES,
+    confirm_kernel,
+    gather_kernel,
+    pair_kernel,
+    run_kernel,
+)
+from engine.match.literals import LiteralDatabase
 from engine.match.onesided import OneSided, OneSidedSessions
 from engine.match.payload import COMPARE, Scratch
 from engine.match.sets import address_int
@@ -431,6 +439,105 @@ def _segments_with_runs(
         out,
     )
     return [np.nonzero(out[k])[0] for k in range(len(runs))]
+
+
+def _buffer_hits(
+    database: LiteralDatabase,
+    lengths: np.ndarray,
+    arr: np.ndarray,
+    cstart: np.ndarray,
+    lens: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(buffer, pattern) of each hit lying wholly inside one of the concatenated
+    buffers (buffer `i` is `arr[cstart[i] : cstart[i] + lens[i]]`), in buffer order,
+    and how many hits the scans reported.
+
+    Buffers are scanned in chunks of `_CHUNK`; a chunk whose hits run past a budget
+    (a pattern repeated all over a payload, such as "AAAA" in padding) is scanned
+    again one buffer at a time reporting each pattern once, so the cost stays
+    bounded by buffers times patterns, not by occurrences.
+    """
+    seg_parts: list[np.ndarray] = []
+    pid_parts: list[np.ndarray] = []
+    reported = 0
+    n = cstart.shape[0]
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        base = int(cstart[lo])
+        end_at = int(cstart[hi - 1] + lens[hi - 1])
+        found = database.hits(arr, base, end_at, _HITS_PER_BUFFER * (hi - lo))
+        if not found.complete:
+            seg, pid = database.first_hits(arr, cstart, lens, lo, hi)
+            reported += pid.shape[0]
+            seg_parts.append(seg)
+            pid_parts.append(pid)
+            continue
+        if found.ids.shape[0] == 0:
+            continue
+        reported += found.ids.shape[0]
+        pid = found.ids
+        end = found.ends + base
+        start = end - lengths[pid]
+        seg = np.searchsorted(cstart, start, side="right") - 1
+        segc = np.clip(seg, 0, None)
+        ok = (seg >= lo) & (end <= cstart[segc] + lens[segc])
+        seg_parts.append(seg[ok])
+        pid_parts.append(pid[ok])
+    if not seg_parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), reported
+    return np.concatenate(seg_parts), np.concatenate(pid_parts), reported
+
+
+def _confirmed(
+    table: ConfirmTable,
+    data: np.ndarray,
+    crow: np.ndarray,
+    crule: np.ndarray,
+    pstart: np.ndarray,
+    plen: np.ndarray,
+) -> np.ndarray:
+    """Which (row, rule) packet candidates have in the row's payload every literal of
+    `table` the rule needs: the payloads of the rows concerned are scanned once."""
+    keep = np.ones(crow.shape[0], dtype=bool)
+    needs = (table.offsets[crule + 1] > table.offsets[crule]) | (
+        table.short_offsets[crule + 1] > table.short_offsets[crule]
+    )
+    which = np.nonzero(needs)[0]
+    if which.shape[0] == 0:
+        return keep
+    rows = np.unique(crow[which])
+    lens = plen[rows].astype(np.int64)
+    cstart = np.zeros(rows.shape[0], dtype=np.int64)
+    np.cumsum(lens[:-1], out=cstart[1:])
+    arr = np.empty(int(cstart[-1] + lens[-1]), dtype=np.uint8)
+    gather_kernel(data, pstart[rows].astype(np.int64), lens, cstart, arr)
+    if table.database is not None and arr.shape[0]:
+        seg, lit, _ = _buffer_hits(table.database, table.lengths, arr, cstart, lens)
+        order = np.lexsort((lit, seg))
+        seg, lit = seg[order], lit[order]
+    else:
+        seg = lit = np.zeros(0, np.int64)
+    cand_seg = np.searchsorted(rows, crow[which])
+    by_seg = np.argsort(cand_seg, kind="stable")
+    cand_rule = crule[which][by_seg].astype(np.int64)
+    keep[which[by_seg]] = confirm_kernel(
+        cand_seg[by_seg],
+        cand_rule,
+        seg,
+        lit,
+        table.offsets,
+        table.flat,
+        np.full(table.lengths.shape[0], -1, dtype=np.int64),
+        arr,
+        cstart,
+        lens,
+        table.short_offsets,
+        table.short_flat,
+        table.short_folded,
+        _FOLD,
+        np.full(SHORT_CODES, -1, dtype=np.int64),
+    )
+    return keep
 
 
 def _rule_pairs(
@@ -849,6 +956,12 @@ class Matcher:
                 mixed &= has_stream[crow]
                 srow = np.concatenate([srow, crow[mixed]])
                 srule = np.concatenate([srule, crule[mixed]])
+        if crow.shape[0] and rs.confirm is not None:
+            # after the stream candidates took theirs: a packet lacking a literal may
+            # still complete the stream
+            keep = _confirmed(rs.confirm, batch.data, crow, crule, pstart, plen)
+            crow = crow[keep]
+            crule = crule[keep]
         if srow.shape[0]:
             keep = self._header_ok(arrays, rs, rows, srow, srule, events, est)
             srow = srow[keep]
@@ -1088,44 +1201,21 @@ class Matcher:
     def _hits_to_candidates(
         self, arr: np.ndarray, cstart: np.ndarray, lens: np.ndarray, sel: np.ndarray, db: Any
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate (row, rule) pairs from one scan of the concatenated buffers.
-
-        Buffers are scanned in chunks of `_CHUNK`; a chunk whose hits run past a
-        budget (a pattern repeated all over a payload, such as "AAAA" in padding) is
-        scanned again one buffer at a time with the single-match database, so the cost
-        stays bounded by buffers times patterns, not by occurrences.
-        """
+        """Candidate (row, rule) pairs from one scan of the concatenated buffers
+        (`_buffer_hits`) and the run-length kernel."""
         seg_parts: list[np.ndarray] = []
         pid_parts: list[np.ndarray] = []
-        n = sel.shape[0]
         if db.runs:
             for (pid, *_), seg in zip(
                 db.runs, _segments_with_runs(arr, cstart, lens, db.runs), strict=True
             ):
                 seg_parts.append(seg)
                 pid_parts.append(np.full(seg.shape[0], pid, dtype=np.int64))
-        for lo in range(0, n if db.database is not None else 0, _CHUNK):
-            hi = min(n, lo + _CHUNK)
-            base = int(cstart[lo])
-            end_at = int(cstart[hi - 1] + lens[hi - 1])
-            found = db.database.hits(arr, base, end_at, _HITS_PER_BUFFER * (hi - lo))
-            if not found.complete:
-                seg, pid = db.database.first_hits(arr, cstart, lens, lo, hi)
-                self.stats.prefilter_hits += pid.shape[0]
-                seg_parts.append(seg)
-                pid_parts.append(pid)
-                continue
-            if found.ids.shape[0] == 0:
-                continue
-            self.stats.prefilter_hits += found.ids.shape[0]
-            pid = found.ids
-            end = found.ends + base
-            start = end - db.lengths[pid]
-            seg = np.searchsorted(cstart, start, side="right") - 1
-            segc = np.clip(seg, 0, None)
-            ok = (seg >= lo) & (end <= cstart[segc] + lens[segc])
-            seg_parts.append(seg[ok])
-            pid_parts.append(pid[ok])
+        if db.database is not None:
+            seg, pid, found = _buffer_hits(db.database, db.lengths, arr, cstart, lens)
+            self.stats.prefilter_hits += found
+            seg_parts.append(seg)
+            pid_parts.append(pid)
         if not seg_parts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return _rule_pairs(sel, np.concatenate(seg_parts), np.concatenate(pid_parts), db)
@@ -1713,7 +1803,9 @@ class Matcher:
                 continue
             if not self._addresses_ok(rule, packet):
                 continue
-            if rule.required and not target.has_literals(rule.required):
+            # the candidate came from its fast pattern's hit on this target's buffer (or
+            # has none): the other literals are left to check
+            if rule.confirm and not target.has_literals(rule.confirm):
                 continue
             if not self._holds(rule, target):
                 continue

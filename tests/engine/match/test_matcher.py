@@ -295,6 +295,30 @@ def test_prefilter_hits_become_each_patterns_rules_once_per_segment() -> None:
     assert len(pairs) == len(set(pairs))
 
 
+def test_candidates_lacking_a_literal_are_dropped_before_evaluation() -> None:
+    # literals besides the fast pattern are looked up in one pass over the payloads:
+    # long ones through a database, one- and two-byte ones among the bytes and pairs
+    text = (
+        'rule "crlf" { id 1 match udp where pkt_data contains |0d 0a| }\n'
+        'rule "ab" { id 2 match udp where pkt_data contains "ab" nocase }\n'
+        'rule "q" { id 3 match udp where pkt_data contains "Q" nocase }\n'
+        'rule "hello world" { id 4 match udp where pkt_data { contains "HELLO" '
+        'contains "WORLD!" } }\n'
+    )
+    m = matcher_for(text)
+    assert m.ruleset.confirm is not None
+    payloads = [b"x\r\ny", b"x\ny\r", b"zzABzz", b"zzaXbz", b"q", b"HELLO there", b"HELLO WORLD!"]
+    pkts = [IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=9, dport=9) / p for p in payloads]
+    alerts = run_packets(m, pkts)
+    assert sorted((a.match.packet, a.match.rule_id) for a in alerts) == [
+        (1, 1),
+        (3, 2),
+        (5, 3),
+        (7, 4),
+    ]
+    assert m.stats.evaluations == 4  # none on a payload that lacks a literal
+
+
 def test_a_flood_of_prefilter_hits_falls_back_to_one_scan_per_payload() -> None:
     # "ABAB" overlaps itself, so a long run of it hits at every other byte
     m = matcher_for('rule "abab" { id 6 match udp where pkt_data contains "ABAB" }')
