@@ -57,7 +57,7 @@ from rules import ast as rules_ast
 #: Buffers per concatenated prefilter scan, and prefilter hits allowed per buffer
 #: before a chunk is rescanned one buffer at a time.
 _CHUNK = 2048
-_HITS_PER_BUFFER = 8
+_HITS_PER_BUFFER = 32
 
 _SEVERITY_BY_PRIORITY = {1: "high", 2: "medium", 3: "low", 4: "info"}
 _APP_ALIASES = {"ssl": "tls", "http2": "http", "dcerpc": "dcerpc"}
