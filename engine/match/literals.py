@@ -132,12 +132,13 @@ def _libhs() -> _Libhs | None:
     return _LOADED[0]
 
 
+# hs_scan's match_event_handler: (id, from, to, flags, context) -> nonzero to stop
+_ON_MATCH = types.intc(types.uintc, types.ulonglong, types.ulonglong, types.uintc, types.voidptr)
+
+
 # The hit buffer a scan writes into: [count, capacity, ids[capacity], ends[capacity]].
 # Returning 1 stops the scan (hs_scan then returns HS_SCAN_TERMINATED).
-@cfunc(
-    types.intc(types.uintc, types.ulonglong, types.ulonglong, types.uintc, types.voidptr),
-    cache=True,
-)
+@cfunc(_ON_MATCH, cache=True)
 def _record_hit(pattern, _from, to, _flags, context):
     head = carray(context, 2, dtype=np.int64)
     n = head[0]
@@ -151,10 +152,7 @@ def _record_hit(pattern, _from, to, _flags, context):
 
 
 # Single-match scans of many buffers: [count, capacity, current buffer, buffers[capacity], ids[capacity]]
-@cfunc(
-    types.intc(types.uintc, types.ulonglong, types.ulonglong, types.uintc, types.voidptr),
-    cache=True,
-)
+@cfunc(_ON_MATCH, cache=True)
 def _record_first(pattern, _from, _to, _flags, context):
     head = carray(context, 3, dtype=np.int64)
     n = head[0]

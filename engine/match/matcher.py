@@ -488,6 +488,18 @@ def _buffer_hits(
     return np.concatenate(seg_parts), np.concatenate(pid_parts), reported
 
 
+def _gathered(
+    data: np.ndarray, starts: np.ndarray, lens: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The buffers `data[starts[i] : starts[i] + lens[i]]` concatenated (each byte
+    copied once), and where each starts in the result."""
+    cstart = np.zeros(lens.shape[0], dtype=np.int64)
+    np.cumsum(lens[:-1], out=cstart[1:])
+    arr = np.empty(int(cstart[-1] + lens[-1]), dtype=np.uint8)
+    gather_kernel(data, starts, lens, cstart, arr)
+    return arr, cstart
+
+
 def _confirmed(
     table: ConfirmTable,
     data: np.ndarray,
@@ -507,10 +519,7 @@ def _confirmed(
         return keep
     rows = np.unique(crow[which])
     lens = plen[rows].astype(np.int64)
-    cstart = np.zeros(rows.shape[0], dtype=np.int64)
-    np.cumsum(lens[:-1], out=cstart[1:])
-    arr = np.empty(int(cstart[-1] + lens[-1]), dtype=np.uint8)
-    gather_kernel(data, pstart[rows].astype(np.int64), lens, cstart, arr)
+    arr, cstart = _gathered(data, pstart[rows].astype(np.int64), lens)
     if table.database is not None and arr.shape[0]:
         seg, lit, _ = _buffer_hits(table.database, table.lengths, arr, cstart, lens)
         order = np.lexsort((lit, seg))
@@ -1190,12 +1199,8 @@ class Matcher:
         if sel.shape[0] == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         lens = plen[sel].astype(np.int64)
-        starts = pstart[sel].astype(np.int64)
-        cstart = np.zeros(sel.shape[0], dtype=np.int64)
-        np.cumsum(lens[:-1], out=cstart[1:])
-        # the payloads, concatenated (each byte copied once) and scanned in place
-        arr = np.empty(int(cstart[-1] + lens[-1]), dtype=np.uint8)
-        gather_kernel(data, starts, lens, cstart, arr)
+        # the payloads, concatenated and scanned in place
+        arr, cstart = _gathered(data, pstart[sel].astype(np.int64), lens)
         return self._hits_to_candidates(arr, cstart, lens, sel, db)
 
     def _hits_to_candidates(
