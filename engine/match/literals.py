@@ -1,18 +1,20 @@
-"""Hyperscan databases of literal fast patterns, scanned into arrays of hits.
+"""Hyperscan databases of rule literals, scanned into arrays of hits.
 
-A scan reports every occurrence of every pattern. With libhs loaded from the
-system, the scan runs through `hs_scan` with a compiled (numba `cfunc`) callback
-that writes each hit into a numpy array, so no Python runs per hit; a prefilter
-scan of real traffic yields a few hits per payload, and calling back into Python
-for each was a tenth of the matcher's time. Without a system libhs the
-`hyperscan` package's bundled library does the same work with a Python callback.
-Both give the same hits in the same order.
+The matcher keeps one per buffer of fast patterns and one of the other literals
+packet rules need. A scan reports every occurrence of every pattern. With libhs
+loaded from the system, the scan runs through `hs_scan` with a compiled (numba
+`cfunc`) callback that writes each hit into a numpy array, so no Python runs per
+hit; a prefilter scan of real traffic yields a few hits per payload, and calling
+back into Python for each was a tenth of the matcher's time. Without a system
+libhs the `hyperscan` package's bundled library does the same work with a Python
+callback. Both give the same hits (`tests/engine/match/test_literals.py` compares them).
 """
 
 from __future__ import annotations
 
 import ctypes
 import weakref
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -48,23 +50,23 @@ class Hits:
     complete: bool
 
 
-class LiteralDatabase:
+class LiteralDatabase(ABC):
     """Literals (escaped for Hyperscan, each with an id and a caseless flag) compiled
     twice: once reporting every occurrence, once reporting each pattern once per scan."""
 
     engine: Engine
 
+    @abstractmethod
     def hits(self, data: np.ndarray, start: int, end: int, budget: int) -> Hits:
         """Every occurrence in `data[start:end]`, stopping after `budget` hits.
         Offsets are relative to `start`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def first_hits(
         self, data: np.ndarray, cstart: np.ndarray, lens: np.ndarray, lo: int, hi: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """(buffer, pattern id) for each pattern found in buffers `lo` to `hi - 1` of
         `data` (buffer `i` is `data[cstart[i] : cstart[i] + lens[i]]`), once per buffer."""
-        raise NotImplementedError
 
 
 def compile_literals(
