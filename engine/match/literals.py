@@ -22,7 +22,7 @@ import hyperscan
 import numpy as np
 from numba import carray, cfunc, types
 
-from rules.lint.libhs import LibhsUnavailable, load_libhs
+from rules.lint.libhs import HsCompileError, LibhsUnavailable, load_libhs
 
 _MODE_BLOCK = 1
 _FLAG_CASELESS = 1
@@ -84,15 +84,11 @@ def compile_literals(
 # ---- the system libhs, called through ctypes --------------------------------------
 
 
-class _CompileError(ctypes.Structure):
-    _fields_ = (("message", ctypes.c_char_p), ("expression", ctypes.c_int))
-
-
 class _Libhs:
     def __init__(self, library: ctypes.CDLL) -> None:
         vp = ctypes.c_void_p
         uint = ctypes.c_uint
-        error_p = ctypes.POINTER(_CompileError)
+        error_p = ctypes.POINTER(HsCompileError)
         self.compile = library.hs_compile_multi
         self.compile.argtypes = (
             ctypes.POINTER(ctypes.c_char_p),
@@ -198,7 +194,7 @@ class _LibhsDatabase(LiteralDatabase):
         lib = self._lib
         n = len(expressions)
         database = ctypes.c_void_p()
-        error = ctypes.POINTER(_CompileError)()
+        error = ctypes.POINTER(HsCompileError)()
         status = lib.compile(
             (ctypes.c_char_p * n)(*expressions),
             (ctypes.c_uint * n)(*flags),

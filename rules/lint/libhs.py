@@ -32,7 +32,9 @@ class LibhsUnavailable(RuntimeError):
     """libhs (or its `hs_expression_info`) cannot be loaded; the message says why."""
 
 
-class _CompileError(ctypes.Structure):
+class HsCompileError(ctypes.Structure):
+    """libhs's `hs_compile_error_t`: the message, and the failing expression's index (-1: none)."""
+
     _fields_ = (("message", ctypes.c_char_p), ("expression", ctypes.c_int))
 
 
@@ -65,10 +67,10 @@ class PatternAnalyser:
             ctypes.c_char_p,
             ctypes.c_uint,
             ctypes.POINTER(ctypes.c_void_p),
-            ctypes.POINTER(ctypes.POINTER(_CompileError)),
+            ctypes.POINTER(ctypes.POINTER(HsCompileError)),
         )
         info.restype = ctypes.c_int
-        free_error.argtypes = (ctypes.POINTER(_CompileError),)
+        free_error.argtypes = (ctypes.POINTER(HsCompileError),)
         free_error.restype = ctypes.c_int
         # hs_expr_info_t comes from the misc allocator, malloc unless an
         # application sets another one (Shrike never does).
@@ -82,7 +84,7 @@ class PatternAnalyser:
     def error(self, pattern: bytes, flags: int) -> str | None:
         """The message `hs_compile` would give for `pattern` (short of size limits), or None."""
         info = ctypes.c_void_p()
-        error = ctypes.POINTER(_CompileError)()
+        error = ctypes.POINTER(HsCompileError)()
         status = self._info(pattern, flags, ctypes.byref(info), ctypes.byref(error))
         if status == 0:
             self._free(info)
