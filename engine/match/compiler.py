@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -189,10 +191,7 @@ class PatternDatabase:
     flat: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        counts = np.array([r.shape[0] for r in self.rules], dtype=np.int64)
-        self.offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-        np.cumsum(counts, out=self.offsets[1:])
-        self.flat = np.concatenate(self.rules) if self.rules else np.zeros(0, np.int64)
+        self.offsets, self.flat = _csr(self.rules)
 
 
 @dataclass(slots=True)
@@ -723,11 +722,13 @@ def _build_confirm(rules: list[CompiledRule]) -> ConfirmTable | None:
     )
 
 
-def _csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+def _csr(lists: Sequence[Sequence[int] | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Lists of ids flattened: list `i` is `flat[offsets[i] : offsets[i + 1]]`."""
     counts = np.array([len(x) for x in lists], dtype=np.int64)
     offsets = np.zeros(len(lists) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return offsets, np.array([i for x in lists for i in x], dtype=np.int64)
+    flat = np.fromiter(chain.from_iterable(lists), dtype=np.int64, count=int(offsets[-1]))
+    return offsets, flat
 
 
 def _build_databases(rules: list[CompiledRule]) -> dict[str, PatternDatabase]:
