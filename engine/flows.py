@@ -293,15 +293,17 @@ class FlowRecords:
         cls, EI: np.ndarray, EF: np.ndarray, EU: np.ndarray, EH: np.ndarray
     ) -> FlowRecords:
         """Build records from exported state rows; copies what it keeps (the inputs may be reused)."""
-        raw = EI[:, _KEEP_INDEX]  # one gather copies every kept counter
-        c: dict[str, np.ndarray] = {name: raw[:, k] for k, name in enumerate(_KEEP)}
+        raw = K.gather_columns(EI, _KEEP_INDEX)  # one pass copies every kept counter
+        c: dict[str, np.ndarray] = {name: raw[k] for k, name in enumerate(_KEEP)}
         col = c.__getitem__
 
         def fcol(name: str) -> np.ndarray:
             return EF[:, K.F_COLUMNS.index(name)]
 
-        # fixed-width byte strings drop their trailing NULs: one vectorized conversion
-        history = np.ascontiguousarray(EH).view(f"S{K.HISTORY_MAX}").ravel().astype(str).tolist()
+        # fixed-width byte strings drop their trailing NULs
+        history = [
+            h.decode() for h in np.ascontiguousarray(EH).view(f"S{K.HISTORY_MAX}").ravel().tolist()
+        ]
         c["src_hi"], c["src_lo"], c["dst_hi"], c["dst_lo"] = (EU[:, k].copy() for k in range(4))
         first, last = col("first_ts"), col("last_ts")
         c["ts"] = first / NS
@@ -642,13 +644,16 @@ class FlowTable:
                 self._EU,
                 self._EH,
             )
-            self._drain(out)
             if start >= n:
                 break
+            self._drain(out)  # the export buffers filled up
         now = int(self._meta[K.M_NOW])
         if now - self._last_sweep >= int(self.config.expire_interval * NS):
             self._sweep(now, out, everything=False)
             self._last_sweep = now
+        # one set of records for the batch's ended flows, as a rule: building records
+        # costs per call as well as per flow
+        self._drain(out)
         return FlowEvents(
             row_flow=row_flow,
             row_dir=row_dir,
@@ -658,8 +663,9 @@ class FlowTable:
         )
 
     def _sweep(self, now: int, out: list[FlowRecords], *, everything: bool) -> None:
+        """End idle flows (or all) into the export buffers, draining them as they fill."""
         while True:
-            ended = K.expire_kernel(
+            K.expire_kernel(
                 self._I,
                 self._F,
                 self._U,
@@ -678,14 +684,15 @@ class FlowTable:
                 self._EH,
                 everything,
             )
+            if self._meta[K.M_EXPORT_N] < self._EI.shape[0]:
+                break  # not stopped by full buffers: nothing else is due
             self._drain(out)
-            if ended < self._EI.shape[0]:
-                break
 
     def flush(self) -> FlowRecords:
         """End every tracked flow (end of input) and return their records."""
         out: list[FlowRecords] = []
         self._sweep(int(self._meta[K.M_NOW]), out, everything=True)
+        self._drain(out)
         return _concat(out)
 
     def stats(self) -> FlowTableStats:
