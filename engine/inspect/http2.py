@@ -1,11 +1,12 @@
 """HTTP/2 over cleartext TCP (prior knowledge, RFC 9113 section 3.3): frames read per
-direction, header blocks decoded with scapy's HPACK implementation (scapy is a
-dependency already), and each request's and response's headers handed out as the
-HTTP buffers rules read. Bodies (DATA frames) are not inspected."""
+direction, header blocks decoded with HPACK (`engine.inspect.hpack`), and each
+request's and response's headers handed out as the HTTP buffers rules read. Bodies
+(DATA frames) are not inspected."""
 
 from __future__ import annotations
 
 from engine.inspect.config import InspectConfig, InspectStats
+from engine.inspect.hpack import HpackDecoder
 from engine.inspect.http import (
     REQUEST_HEADER_BUFFERS,
     RESPONSE_HEADER_BUFFERS,
@@ -31,7 +32,7 @@ class Http2Session:
 
     @property
     def held(self) -> int:
-        return sum(len(d.buf) + len(d.block) for d in self.directions)
+        return sum(len(d.buf) + len(d.block) + d.table.size for d in self.directions)
 
 
 class Http2Direction:
@@ -43,7 +44,7 @@ class Http2Direction:
         self.block = bytearray()  # a header block awaiting its CONTINUATION frames
         self.in_block = False
         self.skip = 0  # bytes of a frame without headers still to pass over
-        self.table: object | None = None  # this direction's HPACK decoding context
+        self.table = HpackDecoder()  # this direction's HPACK decoding context
 
     def feed(self, data: bytes, cfg: InspectConfig, st: InspectStats) -> list[dict[str, bytes]]:
         self.buf += data
@@ -94,29 +95,9 @@ class Http2Direction:
                 self.block += payload
                 self.in_block = not flags & _END_HEADERS
             if not self.in_block:
-                out.append(self._message(self._decode(bytes(self.block)), st))
+                out.append(self._message(self.table.decode(bytes(self.block)), st))
                 self.block = bytearray()
         return out
-
-    def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
-        """(name, value) pairs of one header block, through this direction's HPACK table."""
-        from scapy.contrib import http2 as h2  # imported on first use: scapy is slow to load
-
-        if self.table is None:
-            self.table = h2.HPackHdrTable()
-        frame = h2.H2Frame(len(block).to_bytes(3, "big") + b"\x01\x04\x00\x00\x00\x01" + block)
-        text = self.table.gen_txt_repr(frame)  # type: ignore[attr-defined]
-        pairs: list[tuple[bytes, bytes]] = []
-        for line in text.split("\n"):
-            if not line:
-                continue
-            raw = line.encode("utf-8", "surrogateescape")
-            if raw.startswith(b":"):
-                name, _, value = raw.partition(b" ")
-            else:
-                name, _, value = raw.partition(b": ")
-            pairs.append((name, value))
-        return pairs
 
     def _message(self, pairs: list[tuple[bytes, bytes]], st: InspectStats) -> dict[str, bytes]:
         msg: dict[str, bytes] = {}
