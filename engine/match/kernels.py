@@ -261,3 +261,63 @@ def confirm_kernel(
                         break
         i = end
     return keep
+
+
+@numba.njit(cache=True)
+def header_kernel(
+    crow,
+    crule,
+    proto,
+    sport,
+    dport,
+    flags,
+    row_dir,
+    est,
+    proto_ok,
+    sport_set,
+    dport_set,
+    bidir,
+    replies,
+    direction,
+    established,
+    frag,
+    any_proto,
+    port_sets,
+    fragment_flag,
+    later_fragment_flag,
+    out,
+):
+    """Whether each (row, rule) candidate meets its rule's header: protocol, ports
+    (either way round for `<>`, the other way round on to-client packets for `=>`),
+    flow direction, established state and fragment tests."""
+    for i in range(crow.shape[0]):
+        r = crow[i]
+        k = crule[i]
+        out[i] = False
+        if not proto_ok[k, proto[r]]:
+            continue
+        to_client = row_dir[r] == 1
+        sp = sport[r]
+        dp = dport[r]
+        ss = sport_set[k]
+        ds = dport_set[k]
+        forward = port_sets[ss, sp] and port_sets[ds, dp]
+        backward = port_sets[ss, dp] and port_sets[ds, sp]
+        if replies[k]:
+            if not (backward if to_client else forward):
+                continue
+        elif not (forward or (bidir[k] and backward)):
+            continue
+        d = direction[k]
+        if d >= 0 and (d == 1) != to_client:
+            continue
+        e = established[k]
+        if e >= 0 and (e == 1) != (est[r] == 1):
+            continue
+        fl = flags[r]
+        f = frag[k]
+        if f >= 0 and (f == 1) != ((fl & fragment_flag) != 0):
+            continue
+        if (fl & later_fragment_flag) != 0 and not any_proto[k]:
+            continue  # a fragment without its transport header: rules on any IP protocol
+        out[i] = True

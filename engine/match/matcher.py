@@ -44,6 +44,7 @@ from engine.match.kernels import (
     SHORT_CODES,
     confirm_kernel,
     gather_kernel,
+    header_kernel,
     pair_kernel,
     run_kernel,
 )
@@ -1369,29 +1370,30 @@ class Matcher:
         events: FlowEvents,
         est: np.ndarray,
     ) -> np.ndarray:
-        proto = rows["proto"][crow]
-        ok = arrays.proto_ok[crule, proto]
-        sp = rows["sport"][crow]
-        dp = rows["dport"][crow]
-        ss = arrays.sport_set[crule]
-        ds = arrays.dport_set[crule]
-        ports = rs.port_sets
-        forward = ports[ss, sp] & ports[ds, dp]
-        backward = ports[ss, dp] & ports[ds, sp]
-        direction = arrays.direction[crule]
-        to_client = events.row_dir[crow] == 1
-        either = forward | (arrays.bidir[crule] & backward)
-        ok &= np.where(arrays.replies[crule], np.where(to_client, backward, forward), either)
-        ok &= (direction < 0) | ((direction == 1) == to_client)
-        need_est = arrays.established[crule]
-        e = est[crow] == 1
-        ok &= (need_est < 0) | ((need_est == 1) == e)
-        flags = rows["flags"][crow]
-        frag = arrays.frag[crule]
-        is_frag = (flags & F_FRAGMENT) != 0
-        ok &= (frag < 0) | ((frag == 1) == is_frag)
-        # a fragment without its transport header only meets rules on any IP protocol
-        ok &= ((flags & F_LATER_FRAGMENT) == 0) | arrays.any_proto[crule]
+        ok = np.empty(crow.shape[0], dtype=np.bool_)
+        header_kernel(
+            crow,
+            crule,
+            rows["proto"],
+            rows["sport"],
+            rows["dport"],
+            rows["flags"],
+            events.row_dir,
+            est,
+            arrays.proto_ok,
+            arrays.sport_set,
+            arrays.dport_set,
+            arrays.bidir,
+            arrays.replies,
+            arrays.direction,
+            arrays.established,
+            arrays.frag,
+            arrays.any_proto,
+            rs.port_sets,
+            F_FRAGMENT,
+            F_LATER_FRAGMENT,
+            ok,
+        )
         return ok
 
     # ------------------------------------------------------------------

@@ -247,6 +247,31 @@ def test_alert_fields() -> None:
     assert a.match.flow.community_id.startswith("1:")
 
 
+def test_header_ports_both_ways_and_the_other_way_round_for_replies() -> None:
+    m = matcher_for(
+        'rule "between" { id 1 match tcp between any port 7000 and any port 80 '
+        'where pkt_data contains "ping" }\n'
+        'rule "replies" { id 2 match tcp from any port 40000 to any port 80 with_replies '
+        'where pkt_data contains "ping" }\n'
+        'rule "one way" { id 3 match tcp from any port 40000 to any port 80 '
+        'where pkt_data contains "ping" }\n'
+        'rule "to client" { id 4 match tcp from any port 80 to any port 40000 '
+        'where pkt_data contains "ping" }'
+    )
+    pkts = [
+        *handshake(cp=40000),
+        data(b"ping", cp=40000),
+        data(b"ping", cp=40000, to_server=False, seq=501),
+        *handshake(cp=7000),
+        data(b"ping", cp=7000),
+        data(b"ping", cp=7000, to_server=False, seq=501),
+    ]
+    got = sorted((a.match.packet, a.match.rule_id) for a in run_packets(m, pkts))
+    # 40000 -> 80: the one-way rule; 80 -> 40000: the rule written that way and the
+    # reply of `with_replies`; 7000 <-> 80: the `between` rule both ways
+    assert got == [(4, 2), (4, 3), (5, 2), (5, 4), (9, 1), (10, 1)]
+
+
 def test_one_byte_run_patterns_are_found_per_payload() -> None:
     # a run pattern is searched with the run-length kernel, not Hyperscan
     m = matcher_for('rule "zeros" { id 4 match tcp where pkt_data contains |00 00 00 00 00 00| }')
