@@ -518,7 +518,9 @@ def _confirmed(
     which = np.nonzero(needs)[0]
     if which.shape[0] == 0:
         return keep
-    rows = np.unique(crow[which])
+    concerned = np.zeros(plen.shape[0], dtype=bool)
+    concerned[crow[which]] = True
+    rows = np.nonzero(concerned)[0]  # sorted and distinct, without sorting
     lens = plen[rows].astype(np.int64)
     arr, cstart = _gathered(data, pstart[rows].astype(np.int64), lens)
     if table.database is not None and arr.shape[0]:
@@ -527,7 +529,8 @@ def _confirmed(
         seg, lit = seg[order], lit[order]
     else:
         seg = lit = np.zeros(0, np.int64)
-    cand_seg = np.searchsorted(rows, crow[which])
+    position = np.cumsum(concerned) - 1  # of each concerned row among `rows`
+    cand_seg = position[crow[which]]
     by_seg = np.argsort(cand_seg, kind="stable")
     cand_rule = crule[which][by_seg].astype(np.int64)
     keep[which[by_seg]] = confirm_kernel(
