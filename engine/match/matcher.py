@@ -1266,26 +1266,30 @@ class Matcher:
         columns: dict[str, np.ndarray] = {"dsize": plen}
         # per protocol set its usable rows, with their ports; per header (protocols,
         # ports, both ways) the rows it admits: each rule then filters only those
-        by_protocols: dict[frozenset[int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        by_header: dict[tuple[frozenset[int], int, int, bool], np.ndarray] = {}
+        # (rules needing a payload start from the rows with one: most rows are bare ACKs)
+        by_protocols: dict[tuple[frozenset[int], bool], tuple[np.ndarray, ...]] = {}
+        by_header: dict[tuple[frozenset[int], int, int, bool, bool], np.ndarray] = {}
+        with_payload = usable & (plen > 0)
         out_rows: list[np.ndarray] = []
         out_rules: list[np.ndarray] = []
         port_sets = rs.port_sets
         for k in rs.slow_rules if only is None else only:
             rule = rs.rules[k]
             both = rule.bidirectional or rule.replies
-            header = (rule.protocols, rule.sport_set, rule.dport_set, both)
+            payload = rule.min_payload > 0
+            header = (rule.protocols, rule.sport_set, rule.dport_set, both, payload)
             idx = by_header.get(header)
             if idx is None:
-                base = by_protocols.get(rule.protocols)
+                base = by_protocols.get((rule.protocols, payload))
                 if base is None:
+                    admitted = with_payload if payload else usable
                     if len(rule.protocols) == 256:
-                        live = np.nonzero(usable)[0]
+                        live = np.nonzero(admitted)[0]
                     else:
                         wanted = np.array(sorted(rule.protocols), dtype=np.uint8)
-                        live = np.nonzero(usable & np.isin(proto, wanted))[0]
+                        live = np.nonzero(admitted & np.isin(proto, wanted))[0]
                     base = (live, rows["sport"][live], rows["dport"][live])
-                    by_protocols[rule.protocols] = base
+                    by_protocols[rule.protocols, payload] = base
                 live, sport, dport = base
                 src_ok, dst_ok = port_sets[rule.sport_set], port_sets[rule.dport_set]
                 fwd = src_ok[sport] & dst_ok[dport]
