@@ -267,10 +267,7 @@ def confirm_kernel(
 def header_kernel(
     crow,
     crule,
-    proto,
-    sport,
-    dport,
-    flags,
+    rows,
     row_dir,
     est,
     proto_ok,
@@ -289,16 +286,19 @@ def header_kernel(
 ):
     """Whether each (row, rule) candidate meets its rule's header: protocol, ports
     (either way round for `<>`, the other way round on to-client packets for `=>`),
-    flow direction, established state and fragment tests."""
+    flow direction, established state and fragment tests. `rows` are the decoded
+    rows (a structured array, whole: its fields' views would make a compiled variant
+    per layout)."""
     for i in range(crow.shape[0]):
         r = crow[i]
         k = crule[i]
         out[i] = False
-        if not proto_ok[k, proto[r]]:
+        row = rows[r]
+        if not proto_ok[k, row.proto]:
             continue
         to_client = row_dir[r] == 1
-        sp = sport[r]
-        dp = dport[r]
+        sp = row.sport
+        dp = row.dport
         ss = sport_set[k]
         ds = dport_set[k]
         forward = port_sets[ss, sp] and port_sets[ds, dp]
@@ -314,7 +314,7 @@ def header_kernel(
         e = established[k]
         if e >= 0 and (e == 1) != (est[r] == 1):
             continue
-        fl = flags[r]
+        fl = row.flags
         f = frag[k]
         if f >= 0 and (f == 1) != ((fl & fragment_flag) != 0):
             continue

@@ -1381,10 +1381,7 @@ class Matcher:
         header_kernel(
             crow,
             crule,
-            rows["proto"],
-            rows["sport"],
-            rows["dport"],
-            rows["flags"],
+            rows,
             events.row_dir,
             est,
             arrays.proto_ok,
