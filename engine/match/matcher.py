@@ -931,7 +931,7 @@ class Matcher:
             cand_rows.append(r)
             cand_rules.append(k)
         if rs.slow_rules:
-            r, k = self._slow_candidates(rs, rows, usable, plen, buffered)
+            r, k = self._slow_candidates(rs, rows, usable, plen, buffered, events.row_dir, est)
             cand_rows.append(r)
             cand_rules.append(k)
         if rs.address_index.size:
@@ -957,7 +957,9 @@ class Matcher:
             crule = crule[keep]
         srow, srule = empty, empty
         if contexts and (rs.databases.get("pkt_data") is not None or loaded.stream_slow):
-            srow, srule = self._stream_candidates(loaded, rows, usable, plen, contexts)
+            srow, srule = self._stream_candidates(
+                loaded, rows, usable, plen, contexts, events.row_dir, est
+            )
         if contexts and crow.shape[0] and self.raw_stream:
             # a stream rule found through an application buffer is tried on the stream
             # too: its packet-payload literal may lie in earlier segments
@@ -1096,6 +1098,8 @@ class Matcher:
         usable: np.ndarray,
         plen: np.ndarray,
         contexts: dict[int, _TxView],
+        row_dir: np.ndarray,
+        est: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(row, rule) pairs to evaluate on the reassembled stream of TCP rows.
 
@@ -1138,7 +1142,7 @@ class Matcher:
                 mask[r] = True
                 slen[r] = len(data)
             slow_rows, slow_rules = self._slow_candidates(
-                rs, rows, mask, slen, [], loaded.stream_slow
+                rs, rows, mask, slen, [], row_dir, est, loaded.stream_slow
             )
             out_rows.append(slow_rows)
             out_rules.append(slow_rules)
@@ -1249,8 +1253,14 @@ class Matcher:
         usable: np.ndarray,
         plen: np.ndarray,
         buffered: list[tuple[int, dict[str, bytes]]],
+        row_dir: np.ndarray,
+        est: np.ndarray,
         only: list[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        """(row, rule) candidates of the rules without a fast pattern (or those of
+        `only`): the rows their protocols, ports (either way round), flow direction
+        and established state admit, with the payload, buffers and row values they
+        test; the exact header check follows (`_header_ok`)."""
         proto = rows["proto"]
         present: dict[str, np.ndarray] = {}
 
@@ -1268,7 +1278,9 @@ class Matcher:
         # ports, both ways) the rows it admits: each rule then filters only those
         # (rules needing a payload start from the rows with one: most rows are bare ACKs)
         by_protocols: dict[tuple[frozenset[int], bool], tuple[np.ndarray, ...]] = {}
-        by_header: dict[tuple[frozenset[int], int, int, bool, bool], np.ndarray] = {}
+        by_header: dict[tuple[frozenset[int], int, int, bool, bool, int, int], np.ndarray] = {}
+        to_client = row_dir == 1
+        established = est == 1
         with_payload = usable & (plen > 0)
         out_rows: list[np.ndarray] = []
         out_rules: list[np.ndarray] = []
@@ -1277,7 +1289,15 @@ class Matcher:
             rule = rs.rules[k]
             both = rule.bidirectional or rule.replies
             payload = rule.min_payload > 0
-            header = (rule.protocols, rule.sport_set, rule.dport_set, both, payload)
+            header = (
+                rule.protocols,
+                rule.sport_set,
+                rule.dport_set,
+                both,
+                payload,
+                rule.direction,
+                rule.established,
+            )
             idx = by_header.get(header)
             if idx is None:
                 base = by_protocols.get((rule.protocols, payload))
@@ -1296,6 +1316,10 @@ class Matcher:
                 if both:
                     fwd |= src_ok[dport] & dst_ok[sport]
                 idx = live[fwd]
+                if rule.direction >= 0:
+                    idx = idx[to_client[idx] == (rule.direction == 1)]
+                if rule.established >= 0:
+                    idx = idx[established[idx] == (rule.established == 1)]
                 by_header[header] = idx
             if rule.min_payload and idx.shape[0]:
                 idx = idx[plen[idx] >= rule.min_payload]
