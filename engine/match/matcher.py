@@ -1275,8 +1275,9 @@ class Matcher:
 
         columns: dict[str, np.ndarray] = {"dsize": plen}
         # per protocol set its usable rows, with their ports; per header (protocols,
-        # ports, both ways) the rows it admits: each rule then filters only those
-        # (rules needing a payload start from the rows with one: most rows are bare ACKs)
+        # ports, both ways, flow direction, established state) the rows it admits: each
+        # rule then filters only those (rules needing a payload start from the rows
+        # with one: most rows are bare ACKs)
         by_protocols: dict[tuple[frozenset[int], bool], tuple[np.ndarray, ...]] = {}
         by_header: dict[tuple[frozenset[int], int, int, bool, bool, int, int], np.ndarray] = {}
         to_client = row_dir == 1

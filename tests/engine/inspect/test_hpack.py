@@ -53,7 +53,7 @@ def test_the_rfc_requests_with_huffman_strings_and_the_dynamic_table() -> None:
     assert d.size == 164
 
 
-def test_the_huffman_code_is_the_one_scapy_uses() -> None:
+def test_the_huffman_code_and_the_static_table_are_the_ones_scapy_uses() -> None:
     ours = {}
     code = 0
     previous = 0
