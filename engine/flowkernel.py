@@ -1119,7 +1119,6 @@ def expire_kernel(
     meta,
     cfg,
     now,
-    limit,
     EI,
     EF,
     EU,
@@ -1128,12 +1127,11 @@ def expire_kernel(
 ):
     """End flows idle past their timeout (or all flows, at end of input), oldest first.
 
-    Stops after `limit` flows or when the export buffers are full; returns how many ended.
+    Stops early when the export buffers are full (the caller drains them and calls again).
     """
-    ended = 0
     export_cap = EI.shape[0]
     for lst in range(3):
-        while ended < limit and meta[M_EXPORT_N] < export_cap:
+        while meta[M_EXPORT_N] < export_cap:
             slot = lru_tail[lst]
             if slot < 0:
                 break
@@ -1160,8 +1158,6 @@ def expire_kernel(
                 EU,
                 EH,
             )
-            ended += 1
-    return ended
 
 
 @numba.njit(cache=True)

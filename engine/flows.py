@@ -677,7 +677,6 @@ class FlowTable:
                 self._meta,
                 self._cfg,
                 now,
-                self._EI.shape[0],
                 self._EI,
                 self._EF,
                 self._EU,
