@@ -116,6 +116,17 @@ _IPV4_MAPPED_HI = np.uint64(0)
 _IPV4_MAPPED_LO_PREFIX = np.uint64(0x0000FFFF00000000)
 
 
+_ROW_RECORD = np.dtype((np.void, ROW_DTYPE.itemsize))
+
+
+def take_rows(rows: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """`rows[which]` (a mask or indices) for rows of ROW_DTYPE, moved as opaque
+    records: numpy copies a structured array field by field, over ten times slower."""
+    if rows.dtype != ROW_DTYPE or not rows.flags.c_contiguous:
+        return rows[which]
+    return rows.view(_ROW_RECORD)[which].view(ROW_DTYPE)
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedBatch:
     """The decoded rows of one `PacketBatch` plus its malformed counts.

@@ -27,6 +27,7 @@ from engine.decode import (
     F_MORE_FRAGMENTS,
     KIND_IP,
     DecodedBatch,
+    take_rows,
 )
 from engine.events import FlowKey, Match
 from engine.flows import FlowEvents, FlowRecords, community_id, ip_bytes, ip_text
@@ -65,6 +66,8 @@ _APP_ALIASES = {"ssl": "tls", "http2": "http", "dcerpc": "dcerpc"}
 #: Flow protocols a rule on a protocol also covers (Suricata's equivalences): HTTP/2
 #: flows for `http` rules, DNS over HTTP/2 for `http` and `dns` rules.
 _APP_COVERS = {"http": ("http2", "doh2"), "dns": ("doh2",)}
+#: What a lone row matched off its batch (a flush, a one-sided session) says ended.
+_NOTHING_ENDED = FlowRecords.empty()
 
 
 def _app_ok(rule_app: str, flow_app: str | None) -> bool:
@@ -900,7 +903,7 @@ class Matcher:
                 # become extra rows after the batch's own: a copy of their packet row
                 # that only rules reading application buffers are evaluated on
                 src = np.array([i for i, _ in extras], dtype=np.int64)
-                rows = np.concatenate([rows, rows[src]])
+                rows = take_rows(rows, np.concatenate([np.arange(n), src]))
                 usable = np.concatenate([usable, usable[src]])
                 pstart = np.concatenate([pstart, pstart[src]])
                 plen = np.concatenate([plen, plen[src]])
@@ -1057,7 +1060,7 @@ class Matcher:
             row_flow=np.array([slot], dtype=np.int64),
             row_dir=np.array([one.side], dtype=np.int8),
             created=0,
-            ended=FlowRecords.empty(),
+            ended=_NOTHING_ENDED,
         )
         crow = np.zeros(app_rules.shape[0], dtype=np.int64)
         ok = self._header_ok(
@@ -1621,7 +1624,7 @@ class Matcher:
             key, pos = key[live], idx[live]
             uniq, first = np.unique(key[::-1], return_index=True)
             where = pos[::-1][first]
-            kept_rows, kept_est = rows[where], est[where]
+            kept_rows, kept_est = take_rows(rows, where), est[where]
             for k, kk in enumerate(uniq.tolist()):
                 last.setdefault(kk >> 1, {})[kk & 1] = (kept_rows, k, kept_est, linktype)
         return out, extras
@@ -1694,7 +1697,7 @@ class Matcher:
                 row_flow=np.array([slot], dtype=np.int64),
                 row_dir=np.array([d], dtype=np.int8),
                 created=0,
-                ended=FlowRecords.empty(),
+                ended=_NOTHING_ENDED,
             )
             crow = np.zeros(app_rules.shape[0], dtype=np.int64)
             ok = self._header_ok(
