@@ -346,6 +346,16 @@ class FlowRecords:
             c[f"{prefix}_max"] = col(f"{prefix}_max") / NS
         return cls(columns=c, history=history)
 
+    @classmethod
+    def concat(cls, parts: list[FlowRecords]) -> FlowRecords:
+        """The records of `parts`, one after another."""
+        if not parts:
+            return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
+        cols = {k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns}
+        return cls(columns=cols, history=[h for p in parts for h in p.history])
+
     def conn_states(self) -> list[str]:
         c = self.columns
         return [
@@ -658,7 +668,7 @@ class FlowTable:
             row_flow=row_flow,
             row_dir=row_dir,
             created=int(self._meta[K.M_CREATED]) - created_before,
-            ended=_concat(out),
+            ended=FlowRecords.concat(out),
             row_new=row_new,
         )
 
@@ -692,7 +702,7 @@ class FlowTable:
         out: list[FlowRecords] = []
         self._sweep(int(self._meta[K.M_NOW]), out, everything=True)
         self._drain(out)
-        return _concat(out)
+        return FlowRecords.concat(out)
 
     def stats(self) -> FlowTableStats:
         m = self._meta
@@ -703,12 +713,3 @@ class FlowTable:
             active=int(m[K.M_ACTIVE]),
             later_fragments=int(m[K.M_FRAGMENTS]),
         )
-
-
-def _concat(parts: list[FlowRecords]) -> FlowRecords:
-    if not parts:
-        return FlowRecords.empty()
-    if len(parts) == 1:
-        return parts[0]
-    cols = {k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns}
-    return FlowRecords(columns=cols, history=[h for p in parts for h in p.history])

@@ -321,3 +321,29 @@ def header_kernel(
         if (fl & later_fragment_flag) != 0 and not any_proto[k]:
             continue  # a fragment without its transport header: rules on any IP protocol
         out[i] = True
+
+
+_SHARD_K1 = np.uint64(0x9E3779B97F4A7C15)
+_SHARD_K2 = np.uint64(0xBF58476D1CE4E5B9)
+_SHARD_K3 = np.uint64(0x94D049BB133111EB)
+
+
+@numba.njit(cache=True)
+def shard_kernel(rows, workers, out):
+    """Per decoded row, the worker its flow goes to: a hash of its two addresses, its
+    ports (TCP, UDP and SCTP only) and its protocol that both directions share."""
+    m = np.uint64(workers)
+    for i in range(rows.shape[0]):
+        row = rows[i]
+        src = row["src"]
+        dst = row["dst"]
+        ends = ((src[0] * _SHARD_K1) ^ src[1]) + ((dst[0] * _SHARD_K1) ^ dst[1])
+        proto = np.uint64(row["proto"])
+        ports = np.uint64(0)
+        if proto == 6 or proto == 17 or proto == 132:
+            ports = np.uint64(row["sport"]) + np.uint64(row["dport"])
+        h = ends ^ (ports * _SHARD_K2) ^ proto
+        h ^= h >> np.uint64(31)
+        h *= _SHARD_K3
+        h ^= h >> np.uint64(29)
+        out[i] = h % m

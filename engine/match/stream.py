@@ -10,9 +10,9 @@ import numpy as np
 
 from dpdk_io.batch import PacketBatch, Source
 from dpdk_io.errors import CaptureError
-from engine.decode import DecodedBatch, decode
+from engine.decode import DecodedBatch, decode, take_rows
 from engine.defrag import Defragmenter
-from engine.flows import FlowEvents, FlowRecords, FlowTable, FlowTableConfig
+from engine.flows import FlowRecords, FlowTable, FlowTableConfig
 from engine.match.matcher import Alert, Matcher
 from engine.pipeline import PacketPathStats
 
@@ -56,15 +56,15 @@ def iter_matches(
     checksums: ChecksumMask | None = None,
     before_batch: Callable[[], None] | None = None,
     shard: Callable[[DecodedBatch], np.ndarray] | None = None,
-    track_all: bool = False,
+    all_rows: bool = False,
 ) -> Iterator[BatchResult]:
     """Per batch, the alerts raised, the flows that ended and the decoded packets; then
     the remaining flows. Without a matcher, every batch has no alerts.
 
     `before_batch` runs between batches (hot reload swaps rulesets there). `shard`
-    picks the rows of the flows one worker matches (`engine.match.workers`); every
-    non-empty batch still gives a result. Its flows alone are tracked, unless
-    `track_all`: then every flow is, and the results carry all rows and records.
+    picks the rows of the flows one worker tracks and matches (`engine.match.workers`);
+    every non-empty batch still gives a result, with the shard's rows, or with every
+    row when `all_rows`.
     A `CaptureError` is raised after everything read before it was yielded.
     """
     table = FlowTable(config or FlowTableConfig())
@@ -81,27 +81,25 @@ def iter_matches(
             st.count_batch(len(batch), decoded)
             # reassembled datagrams are packets of `decoded.batch`, after the captured ones
             packets = decoded.batch
-            mine = shard(decoded) if shard is not None else None
+            every = decoded
             bad = None
-            if matcher is not None and checksums is not None:
-                # a packet is bad when any of its rows is, whichever shard the rows fall
-                # to: every row of the packets this shard has rows of is verified
-                bad = checksums(packets, decoded if mine is None else _packets_of(decoded, mine))
-            if mine is not None and not track_all:
+            if shard is not None:
+                mine = shard(decoded)
+                if matcher is not None and checksums is not None:
+                    # a packet is bad when any of its rows is, whichever shard the rows
+                    # fall to: every row of the packets this shard has rows of is verified
+                    bad = checksums(packets, _packets_of(decoded, mine))
                 decoded = _rows(decoded, mine)
+            elif matcher is not None and checksums is not None:
+                bad = checksums(packets, decoded)
             events = table.update(decoded)
             alerts: list[Alert] = []
             if matcher is not None:
-                if mine is not None and track_all:
-                    alerts = matcher.scan(
-                        packets, _rows(decoded, mine), _row_events(events, mine), bad
-                    )
-                else:
-                    alerts = matcher.scan(packets, decoded, events, bad)
+                alerts = matcher.scan(packets, decoded, events, bad)
             if on_batch is not None:
                 on_batch(len(batch))
             st.flows += len(events.ended)
-            yield BatchResult(alerts, events.ended, decoded)
+            yield BatchResult(alerts, events.ended, every if all_rows else decoded)
     except CaptureError as exc:
         failure = exc
     rest = table.flush()
@@ -116,7 +114,7 @@ def iter_matches(
 
 def _rows(decoded: DecodedBatch, keep: np.ndarray) -> DecodedBatch:
     """`decoded` with the rows `keep` selects (the packets themselves are shared)."""
-    return replace(decoded, rows=decoded.rows[keep])
+    return replace(decoded, rows=take_rows(decoded.rows, keep))
 
 
 def _packets_of(decoded: DecodedBatch, keep: np.ndarray) -> DecodedBatch:
@@ -124,14 +122,4 @@ def _packets_of(decoded: DecodedBatch, keep: np.ndarray) -> DecodedBatch:
     pkt = decoded.rows["pkt"]
     wanted = np.zeros(len(decoded.batch), dtype=bool)
     wanted[pkt[keep]] = True
-    return replace(decoded, rows=decoded.rows[wanted[pkt]])
-
-
-def _row_events(events: FlowEvents, keep: np.ndarray) -> FlowEvents:
-    """The per-row facts of `events` for the rows `keep` selects."""
-    return replace(
-        events,
-        row_flow=events.row_flow[keep],
-        row_dir=events.row_dir[keep],
-        row_new=events.row_new[keep] if events.row_new.shape[0] else events.row_new,
-    )
+    return replace(decoded, rows=take_rows(decoded.rows, wanted[pkt]))

@@ -1,13 +1,16 @@
 """Matching on several cores: the flows of one capture sharded across processes.
 
 With N workers, the parent and N - 1 forked processes (forked once the rules are
-compiled, so the compiled ruleset is shared copy-on-write) each match the flows
-whose symmetric 5-tuple hash falls to them. Every forked worker reads the same
-capture and decodes it, keeps the rows of its flows, and tracks, reassembles and
-matches just those with its own copy of the matcher. The parent tracks every
-flow, for the flow records and everything downstream of the matcher, matches its
-own share, and takes each batch's alerts from every worker, merged back into
-capture order.
+compiled, so the compiled ruleset is shared copy-on-write) each take the flows
+whose symmetric 5-tuple hash falls to them. Every process reads the same capture,
+decodes it and reassembles its fragments, keeps the rows of its flows, and
+tracks, reassembles and matches just those with its own flow table and its own
+copy of the matcher. The parent takes each batch's alerts and ended flows from
+every worker: the alerts merged back into capture order, the flow records after
+its own. A flow's record is the one a single process makes, though it may come a
+batch earlier or later (each table sweeps its idle flows on its own, oldest first),
+and each table holds up to `max_flows`. The results carry every decoded row, for
+what runs downstream of the matcher.
 
 State that spans flows stays exact: a worker defers the thresholds, detection
 filters and windows of its alerts (`Alert.rate`), and the parent's matcher
@@ -20,9 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
+import io
 import multiprocessing
 import operator
 import os
+import pickle
+import queue
 import signal
 import threading
 import traceback
@@ -41,14 +48,10 @@ from engine.decode import DecodedBatch
 from engine.events import FlowKey, Match
 from engine.flows import FlowRecords, FlowTableConfig
 from engine.match.compiler import CompiledRuleset
+from engine.match.kernels import shard_kernel
 from engine.match.matcher import Alert, Matcher, MatcherStats
 from engine.match.stream import BatchResult, ChecksumMask, iter_matches
 from engine.pipeline import PacketPathStats
-
-_PORTED = np.array([p in (6, 17, 132) for p in range(256)])  # TCP, UDP, SCTP
-_K1 = np.uint64(0x9E3779B97F4A7C15)
-_K2 = np.uint64(0xBF58476D1CE4E5B9)
-_K3 = np.uint64(0x94D049BB133111EB)
 
 
 def _by_fields(obj: Any) -> tuple[type, tuple[Any, ...]]:
@@ -67,6 +70,9 @@ for _cls in _FIELDS:
     ForkingPickler.register(_cls, _by_fields)
 
 
+_AHEAD = 4  # batches a worker may match ahead of the parent
+
+
 class WorkerError(RuntimeError):
     """A match worker failed or exited early; the message carries its traceback."""
 
@@ -80,17 +86,9 @@ def host_state_rules(ruleset: CompiledRuleset) -> list[int]:
 def flow_shards(rows: np.ndarray, workers: int) -> np.ndarray:
     """Per decoded row, the worker its flow goes to: a hash of its addresses, its ports
     (TCP, UDP and SCTP) and its protocol, the same in both directions."""
-    src = rows["src"]
-    dst = rows["dst"]
-    ends = (src[:, 0] * _K1 ^ src[:, 1]) + (dst[:, 0] * _K1 ^ dst[:, 1])
-    proto = rows["proto"]
-    ports = rows["sport"].astype(np.uint64) + rows["dport"].astype(np.uint64)
-    ports[~_PORTED[proto]] = 0
-    h = ends ^ (ports * _K2) ^ proto.astype(np.uint64)
-    h ^= h >> np.uint64(31)
-    h *= _K3
-    h ^= h >> np.uint64(29)
-    return (h % np.uint64(workers)).astype(np.int64)
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    shard_kernel(rows, workers, out)
+    return out
 
 
 def shard_mask(decoded: DecodedBatch, worker: int, workers: int) -> np.ndarray:
@@ -110,22 +108,25 @@ def iter_matches_sharded(
     checksums: ChecksumMask | None = None,
     before_batch: Callable[[], None] | None = None,
 ) -> Generator[BatchResult, None, None]:
-    """`iter_matches` over `source`, with the flows matched by `workers` processes:
-    this one and `workers - 1` forked ones, each reading the same input from its own
-    `open_source()`; then, if any, one result with the alerts on what the inspectors
-    still held at the end (`Matcher.finish`, which this calls for `matcher`).
+    """`iter_matches` over `source`, with the flows tracked and matched by `workers`
+    processes: this one and `workers - 1` forked ones, each reading the same input
+    from its own `open_source()`; then, if any, one result with the flows still open
+    and the alerts on what the inspectors still held at the end (`Matcher.finish`,
+    which this calls for `matcher`).
 
     `matcher` is the parent's: it matches shard 0, each forked worker starts from a
     copy of it, and it admits every shard's alerts through thresholds and windows
-    and adds up the workers' counters and rule profiles. SIGHUP is passed on to the
-    workers, which reload on their own.
+    and adds up the workers' counters and rule profiles. `stats` counts every
+    shard's flows. SIGHUP is passed on to the workers, which reload on their own.
     A `CaptureError` is raised after everything read before it was yielded.
     """
     context = multiprocessing.get_context("fork")
+    st = stats if stats is not None else PacketPathStats()
     channels: list[tuple[Connection, BaseProcess]] = []
     try:
         for k in range(1, workers):
             receiver, sender = context.Pipe(duplex=False)
+            _widen(receiver)
             proc = context.Process(
                 target=_work,
                 args=(open_source, matcher, config, checksums, before_batch, k, workers, sender),
@@ -142,15 +143,16 @@ def iter_matches_sharded(
                     source,
                     matcher,
                     config,
-                    stats=stats,
+                    stats=st,
                     on_batch=on_batch,
                     checksums=checksums,
                     before_batch=before_batch,
                     shard=partial(shard_mask, worker=0, workers=workers),
-                    track_all=True,
+                    all_rows=True,
                 ),
                 matcher,
                 channels,
+                st,
             )
     finally:
         matcher.shard = None
@@ -162,26 +164,41 @@ def iter_matches_sharded(
 
 
 def _merge(
-    own: Iterator[BatchResult], matcher: Matcher, channels: list[tuple[Connection, BaseProcess]]
+    own: Iterator[BatchResult],
+    matcher: Matcher,
+    channels: list[tuple[Connection, BaseProcess]],
+    stats: PacketPathStats,
 ) -> Iterator[BatchResult]:
     failure: CaptureError | None = None
     seq = 0
     held = 0  # alerts the thresholds and windows held back
+    still_open: list[FlowRecords] = []  # flows open at the end of input, every shard's
     try:
         for result in own:
-            if result.decoded is not None:
-                shards = [result.alerts]
-                shards += [_receive(k, channel, seq) for k, channel in enumerate(channels, 1)]
-                seq += 1
-                result.alerts = _admitted(matcher, shards)
-                held += sum(map(len, shards)) - len(result.alerts)
+            if result.decoded is None:
+                still_open.append(result.ended)
+                continue
+            shards = [result.alerts]
+            ended = [result.ended]
+            for k, channel in enumerate(channels, 1):
+                alerts, records = _receive(k, channel, seq)
+                shards.append(alerts)
+                ended.append(records)
+            seq += 1
+            result.alerts = _admitted(matcher, shards)
+            result.ended = FlowRecords.concat(ended)
+            held += sum(map(len, shards)) - len(result.alerts)
             yield result
     except CaptureError as exc:
         failure = exc
     late: list[list[Alert]] = [matcher.finish()]
     for k, channel in enumerate(channels, 1):
-        alerts, counters, profiles = _receive(k, channel, "end")
+        alerts, records, counters, profiles, path = _receive(k, channel, "end")
         late.append(alerts)
+        still_open.append(records)
+        stats.flows += path.flows
+        stats.evicted += path.evicted
+        stats.later_fragments += path.later_fragments
         for f in dataclasses.fields(counters):
             setattr(
                 matcher.stats, f.name, getattr(matcher.stats, f.name) + getattr(counters, f.name)
@@ -193,8 +210,9 @@ def _merge(
             mine.ns += prof.ns
     rest = _admitted(matcher, late)
     matcher.stats.alerts -= held + sum(map(len, late)) - len(rest)
-    if rest:
-        yield BatchResult(rest, FlowRecords.empty())
+    records = FlowRecords.concat(still_open)
+    if rest or len(records):
+        yield BatchResult(rest, records)
     if failure is not None:
         raise failure
 
@@ -217,7 +235,7 @@ def _receive(k: int, channel: tuple[Connection, BaseProcess], expect: int | str)
         if not receiver.poll() and not proc.is_alive():
             raise WorkerError(f"match worker {k} exited with code {proc.exitcode}")
     try:
-        tag, *payload = receiver.recv()
+        tag, *payload = _recv(receiver)
     except EOFError:
         raise WorkerError(f"match worker {k} closed its channel") from None
     if tag == "error":
@@ -237,11 +255,20 @@ def _work(
     workers: int,
     sender: Connection,
 ) -> None:
-    """One worker: match the flows of shard `worker` and send each batch's alerts."""
+    """One worker: track and match the flows of shard `worker`, and send each batch's
+    alerts and ended flows; at the end, its flows still open and its counters."""
     matcher.shard = worker
     # counted afresh: the parent adds what each worker sends to what it already holds
     matcher.stats = MatcherStats()
     matcher.profiles = {}
+    path = PacketPathStats()
+    still_open = FlowRecords.empty()
+    # a thread sends, so that this one may match up to `_AHEAD` batches ahead of the
+    # parent: a batch's flow records fill the pipe, and which process has more to do
+    # varies from batch to batch
+    outbox: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
+    poster = threading.Thread(target=_post, args=(sender, outbox), daemon=True)
+    poster.start()
     try:
         seq = 0
         with open_source() as source:
@@ -250,20 +277,76 @@ def _work(
                     source,
                     matcher,
                     config,
+                    stats=path,
                     checksums=checksums,
                     before_batch=before_batch,
                     shard=partial(shard_mask, worker=worker, workers=workers),
                 ):
-                    if result.decoded is not None:
-                        sender.send((seq, result.alerts))
+                    if result.decoded is None:
+                        still_open = result.ended
+                    else:
+                        outbox.put((seq, result.alerts, result.ended))
                         seq += 1
             except CaptureError:
                 pass  # the parent reads the same capture and reports it
-        sender.send(("end", matcher.finish(), matcher.stats, matcher.profiles))
+        outbox.put(("end", matcher.finish(), still_open, matcher.stats, matcher.profiles, path))
     except Exception:
-        sender.send(("error", traceback.format_exc()))
+        outbox.put(("error", traceback.format_exc()))
     finally:
+        outbox.put(None)
+        poster.join()
         sender.close()
+
+
+def _post(sender: Connection, outbox: queue.Queue[Any]) -> None:
+    """Send what comes through `outbox` until None; once a send fails (the parent has
+    gone), take the rest without sending, so that the worker never blocks on it."""
+    broken = False
+    while (message := outbox.get()) is not None:
+        if not broken:
+            try:
+                _send(sender, message)
+            except OSError:
+                broken = True
+
+
+def _send(conn: Connection, message: Any) -> None:
+    """Send `message` with the data of its arrays out of band, as one block after it:
+    pickled in line, each of a batch's flow-record columns is copied into the pickle,
+    ten times slower; and few writes let the sending thread wait less for the GIL."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = io.BytesIO()
+    ForkingPickler(head, 5, True, buffers.append).dump(message)
+    raws = [b.raw() for b in buffers]
+    conn.send((head.getvalue(), [r.nbytes for r in raws]))
+    block = memoryview(b"".join(raws))
+    while block:
+        block = block[os.write(conn.fileno(), block) :]
+
+
+def _recv(conn: Connection) -> Any:
+    """A message `_send` sent; its arrays are writable."""
+    head, sizes = conn.recv()
+    block = memoryview(bytearray(sum(sizes)))
+    got = 0
+    while got < len(block):
+        n = os.readv(conn.fileno(), [block[got:]])
+        if not n:
+            raise EOFError
+        got += n
+    buffers = []
+    at = 0
+    for size in sizes:
+        buffers.append(block[at : at + size])
+        at += size
+    return pickle.loads(head, buffers=buffers)
+
+
+def _widen(conn: Connection) -> None:
+    """Let the pipe behind `conn` hold a megabyte (Linux), so a batch's flow records
+    cross in fewer reads and writes; else leave it as it is."""
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ from engine.match.workers import (
     iter_matches_sharded,
     shard_mask,
 )
+from engine.pipeline import PacketPathStats
 from engine.sources import open_source
 from tests.engine.match.traffic import MACS, matcher_for
 
@@ -45,8 +46,9 @@ rule "probe burst" { id 14 match udp to any port 53
 """
 
 
-def _capture(path: Path) -> None:
-    """Web sessions and DNS queries from two clients, each to many servers, interleaved."""
+def _capture(path: Path, step: float = 0.01) -> None:
+    """Web sessions and DNS queries from two clients, each to many servers, interleaved,
+    a frame every `step` seconds."""
     frames = []
     for i in range(24):
         client = f"10.0.0.{1 + i % 2}"
@@ -63,7 +65,7 @@ def _capture(path: Path) -> None:
         ]
     out = [Ether(**MACS) / f for f in frames]
     for k, f in enumerate(out):
-        f.time = 1_700_000_000 + k * 0.01
+        f.time = 1_700_000_000 + k * step
     wrpcap(str(path), out)
 
 
@@ -137,6 +139,50 @@ def test_sharded_alerts_equal_one_process_with_thresholds_and_windows_across_sha
     assert parent.stats.alerts == len(one)
     assert all(a.rate is None for a in one)
     assert {a.match.rule_id for a in sharded if a.rate is not None} == {12, 13, 14}
+
+
+def _flows(pcap: Path, workers: int) -> tuple[list[tuple[object, ...]], int, int, int]:
+    """Every flow record of a run (sorted), the flows counted, the rows handed on and
+    the batches in which flows ended."""
+    reopen: Callable[[], Source] = partial(PcapSource, pcap, batch_size=16)
+    stats = PacketPathStats()
+    records: list[tuple[object, ...]] = []
+    rows = batches = 0
+    matcher = matcher_for(RULES)
+    with reopen() as source:
+        if workers == 1:
+            results = iter_matches(source, matcher, stats=stats)
+        else:
+            results = iter_matches_sharded(source, reopen, matcher, workers, stats=stats)
+        for result in results:
+            if result.decoded is not None:
+                rows += result.decoded.rows.shape[0]
+                batches += len(result.ended) > 0
+            c = result.ended.columns
+            records += zip(
+                c["src_lo"].tolist(),
+                c["sport"].tolist(),
+                c["dst_lo"].tolist(),
+                c["dport"].tolist(),
+                c["first_ts"].tolist(),
+                c["last_ts"].tolist(),
+                c["orig_pkts"].tolist(),
+                c["resp_pkts"].tolist(),
+                result.ended.history,
+                strict=True,
+            )
+    return sorted(records), stats.flows, rows, batches
+
+
+def test_every_shards_flows_end_in_the_results_as_in_one_process(tmp_path: Path) -> None:
+    pcap = tmp_path / "t.pcap"
+    _capture(pcap, step=1.0)  # two minutes: DNS flows idle out on the way
+    one, counted, rows, batches = _flows(pcap, 1)
+    assert len(one) == counted == 48 and batches > 1
+    for workers in (2, 3):
+        records, flows, handed_on, ending = _flows(pcap, workers)
+        assert (records, flows, handed_on) == (one, counted, rows)
+        assert ending > 1  # the workers' flows came batch by batch, not only at the end
 
 
 def test_each_flow_is_reassembled_and_parsed_by_its_worker(tmp_path: Path) -> None:
