@@ -709,6 +709,8 @@ class _Loaded:
     by_id: dict[tuple[int, int], CompiledRule] = field(default_factory=dict)  # (gid, sid)
     # the distinct (source, destination) port tables of the stream-only rules
     stream_only_ports: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    # rule index -> (severity, gid, references as text) for its alerts, made on first use
+    alert_facts: dict[int, tuple[str, int, tuple[str, ...]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, ruleset: CompiledRuleset) -> _Loaded:
@@ -785,7 +787,8 @@ class Matcher:
         self.thresholds = ThresholdState()
         self.windows = WindowState()
         self._one_sided = OneSidedSessions()
-        self._cid: dict[tuple[int, int], str] = {}
+        # (flow slot, generation) -> client address, server address (text), Community ID
+        self._ends: dict[tuple[int, int], tuple[str, str, str]] = {}
         self._inspected: dict[int, int] = {}  # flow slot -> generation the inspector knows
         # flow slot -> the latest generation that handed the inspector data (-1: none)
         self._with_data = np.full(1024, -1, dtype=np.int64)
@@ -2024,28 +2027,40 @@ class Matcher:
         """The alert for `rule` on `p` (no batch: on buffers flushed at a flow's end);
         `view` names the transaction a rule reading application buffers matched."""
         row = p.row
-        # Python ints: the halves of an IPv6 address do not fit one numpy integer.
-        src_halves = (int(row["src"][0]), int(row["src"][1]))
-        dst_halves = (int(row["dst"][0]), int(row["dst"][1]))
-        src = ip_text(*src_halves)
-        dst = ip_text(*dst_halves)
         sport = int(row["sport"])
         dport = int(row["dport"])
         proto = int(row["proto"])
         if proto in (1, 58):
             sport, dport = int(row["icmp_type"]), int(row["icmp_code"])
-        key = (src, sport, dst, dport) if p.to_server else (dst, dport, src, sport)
-        cid_key = (p.slot, p.gen)
-        cid = self._cid.get(cid_key) if p.slot >= 0 else None
-        if cid is None:
-            ends = (src_halves, dst_halves) if p.to_server else (dst_halves, src_halves)
-            cid = community_id(ip_bytes(*ends[0]), ip_bytes(*ends[1]), proto, key[1], key[3])
+        flow_id = (p.slot, p.gen)
+        ends = self._ends.get(flow_id) if p.slot >= 0 else None
+        if ends is None:
+            # Python ints: the halves of an IPv6 address do not fit one numpy integer.
+            src_halves = (int(row["src"][0]), int(row["src"][1]))
+            dst_halves = (int(row["dst"][0]), int(row["dst"][1]))
+            client, server = (src_halves, dst_halves) if p.to_server else (dst_halves, src_halves)
+            cports = (sport, dport) if p.to_server else (dport, sport)
+            ends = (
+                ip_text(*client),
+                ip_text(*server),
+                community_id(ip_bytes(*client), ip_bytes(*server), proto, *cports),
+            )
             if p.slot >= 0:
-                if len(self._cid) > 100_000:
-                    self._cid.clear()
-                self._cid[cid_key] = cid
+                if len(self._ends) > 100_000:
+                    self._ends.clear()
+                self._ends[flow_id] = ends
+        client_ip, server_ip, cid = ends
+        src, dst = (client_ip, server_ip) if p.to_server else (server_ip, client_ip)
+        key = (src, sport, dst, dport) if p.to_server else (dst, dport, src, sport)
         r = rule.rule
-        severity = r.severity or _SEVERITY_BY_PRIORITY.get(r.priority or 0, "medium")
+        facts = self._loaded.alert_facts.get(rule.index)
+        if facts is None:
+            facts = self._loaded.alert_facts[rule.index] = (
+                r.severity or _SEVERITY_BY_PRIORITY.get(r.priority or 0, "medium"),
+                r.gid or 1,
+                tuple(f"{ref.kind},{ref.value}" for ref in r.references),
+            )
+        severity, gid, references = facts
         match = Match(
             ts=p.ts,
             flow=FlowKey(key[0], key[1], key[2], key[3], proto, cid),
@@ -2053,12 +2068,12 @@ class Matcher:
             title=r.title,
             severity=severity,
             rev=r.rev,
-            gid=r.gid or 1,
+            gid=gid,
             classtype=r.classtype,
             priority=r.priority,
             techniques=r.techniques,
             tactics=r.tactics,
-            references=tuple(f"{ref.kind},{ref.value}" for ref in r.references),
+            references=references,
             app_proto=p.app_proto,
             packet=batch.packet_number(int(row["pkt"])) if batch is not None else None,
             action=r.action,
