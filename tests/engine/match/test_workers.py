@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -17,12 +19,15 @@ from scapy.utils import wrpcap
 from dpdk_io.batch import Source
 from dpdk_io.pcap import PcapSource
 from engine.decode import decode
+from engine.flows import FlowRecords
 from engine.inspect import Inspector
 from engine.match import Alert, Matcher, compile_ruleset, load_rules
 from engine.match.loading import default_variables
 from engine.match.stream import checksum_validator, iter_matches
 from engine.match.workers import (
     WorkerError,
+    _recv,
+    _send,
     flow_shards,
     host_state_rules,
     iter_matches_sharded,
@@ -183,6 +188,26 @@ def test_every_shards_flows_end_in_the_results_as_in_one_process(tmp_path: Path)
         records, flows, handed_on, ending = _flows(pcap, workers)
         assert (records, flows, handed_on) == (one, counted, rows)
         assert ending > 1  # the workers' flows came batch by batch, not only at the end
+
+
+def test_messages_cross_with_their_arrays_out_of_band_and_writable() -> None:
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    column = np.arange(300_000, dtype=np.int64)  # 2.4 MB: more than the pipe holds
+    message = (3, [], {"orig_pkts": column}, FlowRecords.empty())
+    try:
+        # the receiver reads while the block is written, as the parent does
+        post = threading.Thread(target=_send, args=(sender, message))
+        post.start()
+        seq, alerts, columns, records = _recv(receiver)
+        post.join()
+        _send(sender, ("end",))  # no arrays: no block follows
+        assert _recv(receiver) == ("end",)
+    finally:
+        receiver.close()
+        sender.close()
+    assert (seq, alerts, len(records)) == (3, [], 0)
+    assert np.array_equal(columns["orig_pkts"], column)
+    columns["orig_pkts"][0] = -1  # writable, as an array made here would be
 
 
 def test_each_flow_is_reassembled_and_parsed_by_its_worker(tmp_path: Path) -> None:
