@@ -299,15 +299,21 @@ def _work(
 
 
 def _post(sender: Connection, outbox: queue.Queue[Any]) -> None:
-    """Send what comes through `outbox` until None; once a send fails (the parent has
-    gone), take the rest without sending, so that the worker never blocks on it."""
+    """Send what comes through `outbox` until None. A message that cannot be sent is
+    reported to the parent as the worker's failure (unless the parent has gone), and
+    the rest is taken without sending, so that the worker never blocks on it."""
     broken = False
     while (message := outbox.get()) is not None:
-        if not broken:
-            try:
-                _send(sender, message)
-            except OSError:
-                broken = True
+        if broken:
+            continue
+        try:
+            _send(sender, message)
+        except OSError:
+            broken = True  # the parent closed its end
+        except Exception:
+            broken = True
+            with contextlib.suppress(OSError):
+                _send(sender, ("error", traceback.format_exc()))
 
 
 def _send(conn: Connection, message: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -26,6 +27,7 @@ from engine.match.loading import default_variables
 from engine.match.stream import checksum_validator, iter_matches
 from engine.match.workers import (
     WorkerError,
+    _post,
     _recv,
     _send,
     flow_shards,
@@ -208,6 +210,22 @@ def test_messages_cross_with_their_arrays_out_of_band_and_writable() -> None:
     assert (seq, alerts, len(records)) == (3, [], 0)
     assert np.array_equal(columns["orig_pkts"], column)
     columns["orig_pkts"][0] = -1  # writable, as an array made here would be
+
+
+def test_a_message_a_worker_cannot_send_is_reported_as_its_failure() -> None:
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    outbox: queue.Queue[object] = queue.Queue()
+    for message in ((0, [], lambda: None), (1, [], None), None):  # a lambda does not pickle
+        outbox.put(message)
+    try:
+        _post(sender, outbox)  # returns: it never blocks on what follows the failure
+        assert receiver.poll(10), "the failure was not reported"
+        tag, trace = _recv(receiver)
+        assert not receiver.poll()  # nothing after the failure
+    finally:
+        receiver.close()
+        sender.close()
+    assert tag == "error" and "pickle" in trace.lower()
 
 
 def test_each_flow_is_reassembled_and_parsed_by_its_worker(tmp_path: Path) -> None:
