@@ -6,9 +6,10 @@ import multiprocessing
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from engine.flows import FlowRecords
 from engine.inspect import Inspector
 from engine.match import Alert, Matcher, compile_ruleset, load_rules
 from engine.match.loading import default_variables
-from engine.match.stream import checksum_validator, iter_matches
+from engine.match.stream import BatchResult, checksum_validator, iter_matches
 from engine.match.workers import (
     WorkerError,
     _post,
@@ -76,19 +77,25 @@ def _capture(path: Path, step: float = 0.01) -> None:
     wrpcap(str(path), out)
 
 
+def _results(
+    pcap: Path, matcher: Matcher, workers: int, batch_size: int, **options: Any
+) -> Iterator[BatchResult]:
+    """The results of one process (`workers` 1) or of sharded workers over `pcap`."""
+    reopen: Callable[[], Source] = partial(PcapSource, pcap, batch_size=batch_size)
+    with reopen() as source:
+        if workers == 1:
+            yield from iter_matches(source, matcher, **options)
+        else:
+            yield from iter_matches_sharded(source, reopen, matcher, workers, **options)
+
+
 def _run(
     pcap: Path, matcher: Matcher, workers: int, *, batch_size: int | None = None
 ) -> list[Alert]:
-    reopen: Callable[[], Source] = partial(PcapSource, pcap, batch_size=batch_size or 65_536)
     checksums = checksum_validator("all")
     alerts: list[Alert] = []
-    with reopen() as source:
-        if workers == 1:
-            results = iter_matches(source, matcher, checksums=checksums)
-        else:
-            results = iter_matches_sharded(source, reopen, matcher, workers, checksums=checksums)
-        for result in results:
-            alerts += result.alerts
+    for result in _results(pcap, matcher, workers, batch_size or 65_536, checksums=checksums):
+        alerts += result.alerts
     return alerts + matcher.finish()
 
 
@@ -151,33 +158,26 @@ def test_sharded_alerts_equal_one_process_with_thresholds_and_windows_across_sha
 def _flows(pcap: Path, workers: int) -> tuple[list[tuple[object, ...]], int, int, int]:
     """Every flow record of a run (sorted), the flows counted, the rows handed on and
     the batches in which flows ended."""
-    reopen: Callable[[], Source] = partial(PcapSource, pcap, batch_size=16)
     stats = PacketPathStats()
     records: list[tuple[object, ...]] = []
     rows = batches = 0
-    matcher = matcher_for(RULES)
-    with reopen() as source:
-        if workers == 1:
-            results = iter_matches(source, matcher, stats=stats)
-        else:
-            results = iter_matches_sharded(source, reopen, matcher, workers, stats=stats)
-        for result in results:
-            if result.decoded is not None:
-                rows += result.decoded.rows.shape[0]
-                batches += len(result.ended) > 0
-            c = result.ended.columns
-            records += zip(
-                c["src_lo"].tolist(),
-                c["sport"].tolist(),
-                c["dst_lo"].tolist(),
-                c["dport"].tolist(),
-                c["first_ts"].tolist(),
-                c["last_ts"].tolist(),
-                c["orig_pkts"].tolist(),
-                c["resp_pkts"].tolist(),
-                result.ended.history,
-                strict=True,
-            )
+    for result in _results(pcap, matcher_for(RULES), workers, 16, stats=stats):
+        if result.decoded is not None:
+            rows += result.decoded.rows.shape[0]
+            batches += len(result.ended) > 0
+        c = result.ended.columns
+        records += zip(
+            c["src_lo"].tolist(),
+            c["sport"].tolist(),
+            c["dst_lo"].tolist(),
+            c["dport"].tolist(),
+            c["first_ts"].tolist(),
+            c["last_ts"].tolist(),
+            c["orig_pkts"].tolist(),
+            c["resp_pkts"].tolist(),
+            result.ended.history,
+            strict=True,
+        )
     return sorted(records), stats.flows, rows, batches
 
 
