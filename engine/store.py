@@ -8,13 +8,24 @@ else `$SHRIKE_DATA_DIR`, else `$XDG_DATA_HOME/shrike` (`~/.local/share/shrike`).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from engine.flows import FlowRecords
+import numpy as np
+
+from engine.flowkernel import END_REASONS
+from engine.flows import (
+    FEATURES,
+    PROTO_NAMES,
+    FlowRecords,
+    community_id,
+    ip_bytes,
+    ip_text,
+)
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +48,86 @@ _FLOW_COLUMNS = (
     ("source", "TEXT"),
     ("features", "TEXT"),
 )
+
+
+# The features as one JSON object per flow, values as `FlowRecords.to_dicts` gives
+# them (floats rounded to 6 places); `%s` writes a finite float as JSON does.
+_FEATURES_JSON = "{" + ",".join(f'"{name}":%s' for name in FEATURES) + "}"
+
+
+def _round6(values: np.ndarray) -> np.ndarray:
+    """`round(v, 6)` of each value, a float at a time only where numpy could round
+    otherwise: Python rounds the exact decimal value (a microsecond each), numpy
+    scales by a million first, which decides differently within a rounding error of
+    a tie, and loses the fraction of values beyond 2**50 millionths."""
+    with np.errstate(invalid="ignore"):  # NaN and infinity stay as they are
+        scaled = values * 1e6
+        out = np.rint(scaled) / 1e6
+        near = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < 1e-6
+    for i in np.flatnonzero(near | ~(np.abs(scaled) < 2.0**50)).tolist():
+        out[i] = round(float(values[i]), 6)
+    return out
+
+
+def _texts(values: np.ndarray) -> list[Any]:
+    """Each float as JSON writes it, spelled once per distinct value (flow features
+    repeat: zeros, small counts); other values as they are, for `%s`."""
+    if values.dtype.kind != "f" or np.signbit(values).any():  # -0.0 sorts with 0.0
+        return values.tolist()
+    distinct, at = np.unique(values, return_inverse=True)
+    return np.array([repr(v) for v in distinct.tolist()], dtype=object)[at].tolist()
+
+
+def flow_rows(records: FlowRecords, source: str) -> list[tuple[Any, ...]]:
+    """The `flows` table rows of `records`: the values of `FlowRecords.to_dicts`, made
+    column by column (a dict per flow cost 170 us of the 190 us a stored flow took)."""
+    c = records.columns
+    if not len(records):
+        return []
+
+    features = [_round6(c[name]) if c[name].dtype.kind == "f" else c[name] for name in FEATURES]
+    if all(
+        f.dtype.kind in "iu" or (f.dtype.kind == "f" and np.isfinite(f).all()) for f in features
+    ):
+        texts = [_texts(f) for f in features]
+        feats = [_FEATURES_JSON % values for values in zip(*texts, strict=True)]
+    else:  # NaN or infinity (or a column of another kind): JSON's own spelling
+        feats = [
+            json.dumps(dict(zip(FEATURES, values, strict=True)), separators=(",", ":"))
+            for values in zip(*(f.tolist() for f in features), strict=True)
+        ]
+    shi, slo = c["src_hi"].tolist(), c["src_lo"].tolist()
+    dhi, dlo = c["dst_hi"].tolist(), c["dst_lo"].tolist()
+    protos = c["proto"].tolist()
+    sports, dports = c["sport"].tolist(), c["dport"].tolist()
+    src = [ip_text(h, lo) for h, lo in zip(shi, slo, strict=True)]
+    dst = [ip_text(h, lo) for h, lo in zip(dhi, dlo, strict=True)]
+    cids = [
+        community_id(ip_bytes(a, b), ip_bytes(x, y), p, sp, dp)
+        for a, b, x, y, p, sp, dp in zip(shi, slo, dhi, dlo, protos, sports, dports, strict=True)
+    ]
+    return list(
+        zip(
+            _round6(c["ts"]).tolist(),
+            src,
+            sports,
+            dst,
+            dports,
+            [PROTO_NAMES.get(p, "unknown_transport") for p in protos],
+            cids,
+            _round6(c["duration"]).tolist(),
+            c["orig_pkts"].tolist(),
+            c["resp_pkts"].tolist(),
+            c["orig_ip_bytes"].tolist(),
+            c["resp_ip_bytes"].tolist(),
+            records.conn_states(),
+            records.history,
+            [END_REASONS[k] for k in c["end_reason"].tolist()],
+            [source] * len(records),
+            feats,
+            strict=True,
+        )
+    )
 
 
 class StoreError(Exception):
@@ -86,34 +177,7 @@ class FlowStore:
             )
 
     def write_flows(self, records: FlowRecords, *, source: str) -> int:
-        import json
-
-        from engine.flows import FEATURES
-
-        rows: list[tuple[Any, ...]] = []
-        for r in records.to_dicts():
-            feats = json.dumps({k: r[k] for k in FEATURES}, separators=(",", ":"))
-            rows.append(
-                (
-                    r["ts"],
-                    r["src_ip"],
-                    r["src_port"],
-                    r["dst_ip"],
-                    r["dst_port"],
-                    r["proto"],
-                    r["community_id"],
-                    r["duration"],
-                    r["orig_pkts"],
-                    r["resp_pkts"],
-                    r["orig_ip_bytes"],
-                    r["resp_ip_bytes"],
-                    r["conn_state"],
-                    r["history"],
-                    r["end_reason"],
-                    source,
-                    feats,
-                )
-            )
+        rows = flow_rows(records, source)
         names = ", ".join(n for n, _ in _FLOW_COLUMNS)
         marks = ", ".join("?" for _ in _FLOW_COLUMNS)
         try:

@@ -1,0 +1,103 @@
+"""The embedded flow store: rows made column by column, as the per-flow dicts give them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.flows import FEATURES, FlowRecords
+from engine.pipeline import iter_flow_records
+from engine.sample import write_sample_pcap
+from engine.sources import open_source
+from engine.store import FlowStore, flow_rows
+
+
+def _records(tmp_path: Path) -> FlowRecords:
+    write_sample_pcap(tmp_path / "sample.pcap")
+    with open_source("pcap", str(tmp_path / "sample.pcap")) as source:
+        return FlowRecords.concat(list(iter_flow_records(source)))
+
+
+def _as_dicts(records: FlowRecords, source: str) -> list[tuple[object, ...]]:
+    """The rows as `FlowRecords.to_dicts` spells each flow."""
+    keys = [
+        "ts",
+        "src_ip",
+        "src_port",
+        "dst_ip",
+        "dst_port",
+        "proto",
+        "community_id",
+        "duration",
+        "orig_pkts",
+        "resp_pkts",
+        "orig_ip_bytes",
+        "resp_ip_bytes",
+        "conn_state",
+        "history",
+        "end_reason",
+    ]
+    return [
+        (
+            *(r[k] for k in keys),
+            source,
+            json.dumps({k: r[k] for k in FEATURES}, separators=(",", ":")),
+        )
+        for r in records.to_dicts()
+    ]
+
+
+def _same(a: list[tuple[object, ...]], b: list[tuple[object, ...]]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x == y
+        assert [type(v) for v in x] == [type(v) for v in y]
+
+
+def test_rows_are_the_flows_as_their_dicts_spell_them(tmp_path: Path) -> None:
+    records = _records(tmp_path)
+    assert len(records) > 100
+    _same(flow_rows(records, "sample.pcap"), _as_dicts(records, "sample.pcap"))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # ties at the seventh place, where scaling by a million rounds either way
+        [3.5e-06, 1.25e-05, 3.95e-05, 2.5e-6, 0.1234565, 1234.0000025],
+        # beyond 2**50 millionths, and a small negative rounding to -0.0
+        [1e12 + 0.1234567, 4.5e9 + 1e-7, -1e-9, -0.0, 0.0, 3.25],
+        [float("nan"), float("inf"), 1.0, 2.0, 3.0, 4.0],  # JSON spells these itself
+    ],
+)
+def test_rounding_and_spelling_match_the_dicts_at_the_edges(
+    tmp_path: Path, values: list[float]
+) -> None:
+    records = _records(tmp_path)
+    n = len(values)
+    cut = FlowRecords(
+        columns={k: v[:n].copy() for k, v in records.columns.items()},
+        history=records.history[:n],
+    )
+    cut.columns["iat_mean"][:] = values
+    cut.columns["duration"][:] = [abs(v) if np.isfinite(v) else 1.0 for v in values]
+    _same(flow_rows(cut, "x"), _as_dicts(cut, "x"))
+
+
+def test_written_flows_read_back(tmp_path: Path) -> None:
+    records = _records(tmp_path)
+    with FlowStore(tmp_path / "data") as store:
+        assert store.write_flows(records, source="sample.pcap") == len(records)
+        assert store.count_flows(source="sample.pcap") == len(records)
+        path = store.path
+    db = sqlite3.connect(path)
+    first = next(records.to_dicts())
+    ts, src, features = db.execute(
+        "SELECT ts, src_ip, features FROM flows ORDER BY id LIMIT 1"
+    ).fetchone()
+    assert (ts, src) == (first["ts"], first["src_ip"])
+    assert json.loads(features) == {k: first[k] for k in FEATURES}
