@@ -68,9 +68,11 @@ class SketchedWindow:
         now = self._clock()
         oldest = self._index(now) - self.panes + 1 if math.isfinite(now) else -(2**62)
         out = np.zeros(np.size(hashes))
-        for i, sketch in self._panes:
-            if i >= oldest:
-                out += sketch.estimate_hashes(hashes)
+        live = [sketch for i, sketch in self._panes if i >= oldest]
+        if live:
+            cols = live[0].columns(hashes)  # the panes share their width and depth
+            for sketch in live:
+                out += sketch.estimate_columns(cols)
         return out
 
     def snapshot(self) -> dict[str, Any]:

@@ -127,27 +127,33 @@ class CountMinSketch:
         self.table = np.zeros((depth, width), dtype=np.float64)
         self.total = 0.0
 
-    def _columns(self, hashes: np.ndarray) -> np.ndarray:
+    def columns(self, hashes: np.ndarray) -> np.ndarray:
+        """The counter each hashed key uses in each row (depth x keys): the same for
+        every sketch of this width and depth, so a caller with several may share it."""
         h = np.asarray(hashes, dtype=np.uint64)
         return np.stack(
             [hash64_array(h, seed=d) % np.uint64(self.width) for d in range(self.depth)]
-        )
+        ).astype(np.intp)
 
     def add_hashes(self, hashes: np.ndarray, counts: np.ndarray | float = 1.0) -> None:
-        h = np.asarray(hashes, dtype=np.uint64)
-        if not h.size:
+        self.add_columns(self.columns(hashes), counts)
+
+    def add_columns(self, cols: np.ndarray, counts: np.ndarray | float = 1.0) -> None:
+        """`add_hashes` given the keys' `columns`."""
+        if not cols.shape[1]:
             return
-        c = np.broadcast_to(np.asarray(counts, dtype=np.float64), h.shape)
-        cols = self._columns(h)
+        c = np.broadcast_to(np.asarray(counts, dtype=np.float64), cols.shape[1:])
         for d in range(self.depth):
-            np.add.at(self.table[d], cols[d].astype(np.intp), c)
+            np.add.at(self.table[d], cols[d], c)
         self.total += float(c.sum())
 
     def estimate_hashes(self, hashes: np.ndarray) -> np.ndarray:
-        h = np.asarray(hashes, dtype=np.uint64)
-        if not h.size:
+        return self.estimate_columns(self.columns(hashes))
+
+    def estimate_columns(self, cols: np.ndarray) -> np.ndarray:
+        """`estimate_hashes` given the keys' `columns`."""
+        if not cols.shape[1]:
             return np.zeros(0)
-        cols = self._columns(h).astype(np.intp)
         rows = np.arange(self.depth)[:, None]
         return np.asarray(self.table[rows, cols].min(axis=0))
 
