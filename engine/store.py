@@ -80,11 +80,10 @@ def _texts(values: np.ndarray) -> list[Any]:
 
 def flow_rows(records: FlowRecords, source: str) -> list[tuple[Any, ...]]:
     """The `flows` table rows of `records`: the values of `FlowRecords.to_dicts`, made
-    column by column (a dict per flow cost 170 us of the 190 us a stored flow took)."""
+    column by column (with a dict per flow, storing a flow took about 170 us)."""
     c = records.columns
     if not len(records):
         return []
-
     features = [_round6(c[name]) if c[name].dtype.kind == "f" else c[name] for name in FEATURES]
     if all(
         f.dtype.kind in "iu" or (f.dtype.kind == "f" and np.isfinite(f).all()) for f in features

@@ -130,19 +130,17 @@ class CountMinSketch:
     def columns(self, hashes: np.ndarray) -> np.ndarray:
         """The counter each hashed key uses in each row (depth x keys): the same for
         every sketch of this width and depth, so a caller with several may share it."""
-        h = np.asarray(hashes, dtype=np.uint64)
+        h = np.asarray(hashes, dtype=np.uint64).ravel()
         return np.stack(
             [hash64_array(h, seed=d) % np.uint64(self.width) for d in range(self.depth)]
         ).astype(np.intp)
 
     def add_hashes(self, hashes: np.ndarray, counts: np.ndarray | float = 1.0) -> None:
-        self.add_columns(self.columns(hashes), counts)
-
-    def add_columns(self, cols: np.ndarray, counts: np.ndarray | float = 1.0) -> None:
-        """`add_hashes` given the keys' `columns`."""
-        if not cols.shape[1]:
+        h = np.asarray(hashes, dtype=np.uint64)
+        if not h.size:
             return
-        c = np.broadcast_to(np.asarray(counts, dtype=np.float64), cols.shape[1:])
+        c = np.broadcast_to(np.asarray(counts, dtype=np.float64), h.shape)
+        cols = self.columns(h)
         for d in range(self.depth):
             np.add.at(self.table[d], cols[d], c)
         self.total += float(c.sum())
