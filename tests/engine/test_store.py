@@ -13,7 +13,7 @@ from engine.flows import FEATURES, FlowRecords
 from engine.pipeline import iter_flow_records
 from engine.sample import write_sample_pcap
 from engine.sources import open_source
-from engine.store import FlowStore, flow_rows
+from engine.store import _FLOW_COLUMNS, FlowStore, flow_rows
 
 
 def _records(tmp_path: Path) -> FlowRecords:
@@ -24,23 +24,8 @@ def _records(tmp_path: Path) -> FlowRecords:
 
 def _as_dicts(records: FlowRecords, source: str) -> list[tuple[object, ...]]:
     """The rows as `FlowRecords.to_dicts` spells each flow."""
-    keys = [
-        "ts",
-        "src_ip",
-        "src_port",
-        "dst_ip",
-        "dst_port",
-        "proto",
-        "community_id",
-        "duration",
-        "orig_pkts",
-        "resp_pkts",
-        "orig_ip_bytes",
-        "resp_ip_bytes",
-        "conn_state",
-        "history",
-        "end_reason",
-    ]
+    # the table's columns before `source` and `features` are `to_dicts` keys
+    keys = [name for name, _ in _FLOW_COLUMNS[:-2]]
     return [
         (
             *(r[k] for k in keys),
