@@ -58,12 +58,14 @@ _FEATURES_JSON = "{" + ",".join(f'"{name}":%s' for name in FEATURES) + "}"
 def _round6(values: np.ndarray) -> np.ndarray:
     """`round(v, 6)` of each value, a float at a time only where numpy could round
     otherwise: Python rounds the exact decimal value (a microsecond each), numpy
-    scales by a million first, which decides differently within a rounding error of
-    a tie, and loses the fraction of values beyond 2**50 millionths."""
+    scales by a million first, which decides differently when the product's rounding
+    error (half a unit in its last place) reaches a tie, and loses the fraction of
+    values beyond 2**50 millionths."""
     with np.errstate(invalid="ignore"):  # NaN and infinity stay as they are
         scaled = values * 1e6
         out = np.rint(scaled) / 1e6
-        near = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < 1e-6
+        error = np.maximum(np.abs(scaled) * 2.0**-52, 1e-6)
+        near = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < error
     for i in np.flatnonzero(near | ~(np.abs(scaled) < 2.0**50)).tolist():
         out[i] = round(float(values[i]), 6)
     return out
