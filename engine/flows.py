@@ -269,6 +269,22 @@ def _std(sumsq: np.ndarray, total: np.ndarray, n: np.ndarray, scale: float) -> n
     return np.sqrt(np.clip(var, 0.0, None))
 
 
+def round6(values: np.ndarray) -> np.ndarray:
+    """`round(v, 6)` of each value, a float at a time only where numpy could round
+    otherwise: Python rounds the exact decimal value (a microsecond each), numpy
+    scales by a million first, which decides differently when the product's rounding
+    error (half a unit in its last place) reaches a tie. Past 2**52 millionths the
+    product has no fraction left, and the error bound alone sends those to Python."""
+    with np.errstate(invalid="ignore"):  # NaN and infinity stay as they are
+        scaled = values * 1e6
+        out = np.rint(scaled) / 1e6
+        error = np.maximum(np.abs(scaled) * 2.0**-52, 1e-6)
+        near = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < error
+    for i in np.flatnonzero(near).tolist():
+        out[i] = round(float(values[i]), 6)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class FlowRecords:
     """Ended flows, column by column (numpy arrays), plus their history strings."""
@@ -371,43 +387,53 @@ class FlowRecords:
             )
         ]
 
+    def display_columns(self) -> dict[str, list[Any]]:
+        """Per field of the `shrike flows` schema, every flow's value, initiator first:
+        addresses as text, names for protocols and end reasons, times rounded to the
+        microsecond. The features are `rounded_features`."""
+        c = self.columns
+        shi, slo = c["src_hi"].tolist(), c["src_lo"].tolist()
+        dhi, dlo = c["dst_hi"].tolist(), c["dst_lo"].tolist()
+        protos, sports, dports = c["proto"].tolist(), c["sport"].tolist(), c["dport"].tolist()
+        return {
+            "ts": round6(c["ts"]).tolist(),
+            "src_ip": [ip_text(h, lo) for h, lo in zip(shi, slo, strict=True)],
+            "src_port": sports,
+            "dst_ip": [ip_text(h, lo) for h, lo in zip(dhi, dlo, strict=True)],
+            "dst_port": dports,
+            "proto": [PROTO_NAMES.get(p, "unknown_transport") for p in protos],
+            "ip_proto": protos,
+            "community_id": [
+                community_id(ip_bytes(a, b), ip_bytes(x, y), p, sp, dp)
+                for a, b, x, y, p, sp, dp in zip(
+                    shi, slo, dhi, dlo, protos, sports, dports, strict=True
+                )
+            ],
+            "duration": round6(c["duration"]).tolist(),
+            "orig_pkts": c["orig_pkts"].tolist(),
+            "resp_pkts": c["resp_pkts"].tolist(),
+            "orig_ip_bytes": c["orig_ip_bytes"].tolist(),
+            "resp_ip_bytes": c["resp_ip_bytes"].tolist(),
+            "orig_bytes": c["orig_bytes"].tolist(),
+            "resp_bytes": c["resp_bytes"].tolist(),
+            "conn_state": self.conn_states(),
+            "history": self.history,
+            "end_reason": [K.END_REASONS[k] for k in c["end_reason"].tolist()],
+            "vlan": c["vlan"].tolist(),
+        }
+
+    def rounded_features(self) -> dict[str, np.ndarray]:
+        """The FEATURES columns, floats rounded to 6 places (`round6`)."""
+        c = self.columns
+        return {n: round6(c[n]) if c[n].dtype.kind == "f" else c[n] for n in FEATURES}
+
     def to_dicts(self) -> Iterator[dict[str, Any]]:
         """One JSON-ready dict per flow, initiator first (the `shrike flows` schema)."""
-        c = self.columns
-        states = self.conn_states()
-        lists = {k: v.tolist() for k, v in c.items()}
-        for i in range(len(self)):
-            shi, slo = int(lists["src_hi"][i]), int(lists["src_lo"][i])
-            dhi, dlo = int(lists["dst_hi"][i]), int(lists["dst_lo"][i])
-            proto = lists["proto"][i]
-            sport, dport = lists["sport"][i], lists["dport"][i]
-            rec: dict[str, Any] = {
-                "ts": round(lists["ts"][i], 6),
-                "src_ip": ip_text(shi, slo),
-                "src_port": sport,
-                "dst_ip": ip_text(dhi, dlo),
-                "dst_port": dport,
-                "proto": PROTO_NAMES.get(proto, "unknown_transport"),
-                "ip_proto": proto,
-                "community_id": community_id(
-                    ip_bytes(shi, slo), ip_bytes(dhi, dlo), proto, sport, dport
-                ),
-                "duration": round(lists["duration"][i], 6),
-                "orig_pkts": lists["orig_pkts"][i],
-                "resp_pkts": lists["resp_pkts"][i],
-                "orig_ip_bytes": lists["orig_ip_bytes"][i],
-                "resp_ip_bytes": lists["resp_ip_bytes"][i],
-                "orig_bytes": lists["orig_bytes"][i],
-                "resp_bytes": lists["resp_bytes"][i],
-                "conn_state": states[i],
-                "history": self.history[i],
-                "end_reason": K.END_REASONS[lists["end_reason"][i]],
-                "vlan": lists["vlan"][i],
-            }
-            for name in FEATURES:
-                v = lists[name][i]
-                rec[name] = round(v, 6) if isinstance(v, float) else v
-            yield rec
+        columns = self.display_columns()
+        columns.update((n, v.tolist()) for n, v in self.rounded_features().items())
+        names = list(columns)
+        for values in zip(*columns.values(), strict=True):
+            yield dict(zip(names, values, strict=True))
 
 
 # Raw state columns a record keeps (derived features are computed from them).

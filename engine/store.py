@@ -17,15 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.flowkernel import END_REASONS
-from engine.flows import (
-    FEATURES,
-    PROTO_NAMES,
-    FlowRecords,
-    community_id,
-    ip_bytes,
-    ip_text,
-)
+from engine.flows import FEATURES, FlowRecords
 
 SCHEMA_VERSION = 1
 
@@ -55,22 +47,6 @@ _FLOW_COLUMNS = (
 _FEATURES_JSON = "{" + ",".join(f'"{name}":%s' for name in FEATURES) + "}"
 
 
-def _round6(values: np.ndarray) -> np.ndarray:
-    """`round(v, 6)` of each value, a float at a time only where numpy could round
-    otherwise: Python rounds the exact decimal value (a microsecond each), numpy
-    scales by a million first, which decides differently when the product's rounding
-    error (half a unit in its last place) reaches a tie, and loses the fraction of
-    values beyond 2**50 millionths."""
-    with np.errstate(invalid="ignore"):  # NaN and infinity stay as they are
-        scaled = values * 1e6
-        out = np.rint(scaled) / 1e6
-        error = np.maximum(np.abs(scaled) * 2.0**-52, 1e-6)
-        near = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < error
-    for i in np.flatnonzero(near | ~(np.abs(scaled) < 2.0**50)).tolist():
-        out[i] = round(float(values[i]), 6)
-    return out
-
-
 def _texts(values: np.ndarray) -> list[Any]:
     """Each float as JSON writes it, spelled once per distinct value (flow features
     repeat: zeros, small counts); other values as they are, for `%s`."""
@@ -83,10 +59,9 @@ def _texts(values: np.ndarray) -> list[Any]:
 def flow_rows(records: FlowRecords, source: str) -> list[tuple[Any, ...]]:
     """The `flows` table rows of `records`: the values of `FlowRecords.to_dicts`, made
     column by column (with a dict per flow, storing a flow took about 170 us)."""
-    c = records.columns
     if not len(records):
         return []
-    features = [_round6(c[name]) if c[name].dtype.kind == "f" else c[name] for name in FEATURES]
+    features = list(records.rounded_features().values())
     if all(
         f.dtype.kind in "iu" or (f.dtype.kind == "f" and np.isfinite(f).all()) for f in features
     ):
@@ -97,38 +72,10 @@ def flow_rows(records: FlowRecords, source: str) -> list[tuple[Any, ...]]:
             json.dumps(dict(zip(FEATURES, values, strict=True)), separators=(",", ":"))
             for values in zip(*(f.tolist() for f in features), strict=True)
         ]
-    shi, slo = c["src_hi"].tolist(), c["src_lo"].tolist()
-    dhi, dlo = c["dst_hi"].tolist(), c["dst_lo"].tolist()
-    protos = c["proto"].tolist()
-    sports, dports = c["sport"].tolist(), c["dport"].tolist()
-    src = [ip_text(h, lo) for h, lo in zip(shi, slo, strict=True)]
-    dst = [ip_text(h, lo) for h, lo in zip(dhi, dlo, strict=True)]
-    cids = [
-        community_id(ip_bytes(a, b), ip_bytes(x, y), p, sp, dp)
-        for a, b, x, y, p, sp, dp in zip(shi, slo, dhi, dlo, protos, sports, dports, strict=True)
-    ]
-    return list(
-        zip(
-            _round6(c["ts"]).tolist(),
-            src,
-            sports,
-            dst,
-            dports,
-            [PROTO_NAMES.get(p, "unknown_transport") for p in protos],
-            cids,
-            _round6(c["duration"]).tolist(),
-            c["orig_pkts"].tolist(),
-            c["resp_pkts"].tolist(),
-            c["orig_ip_bytes"].tolist(),
-            c["resp_ip_bytes"].tolist(),
-            records.conn_states(),
-            records.history,
-            [END_REASONS[k] for k in c["end_reason"].tolist()],
-            [source] * len(records),
-            feats,
-            strict=True,
-        )
-    )
+    shown = records.display_columns()
+    # the table's columns before `source` and `features` are fields of the same name
+    columns = [shown[name] for name, _ in _FLOW_COLUMNS[:-2]]
+    return list(zip(*columns, [source] * len(records), feats, strict=True))
 
 
 class StoreError(Exception):

@@ -36,6 +36,20 @@ def _as_dicts(records: FlowRecords, source: str) -> list[tuple[object, ...]]:
     ]
 
 
+def _python_rounded(records: FlowRecords, rows: list[tuple[object, ...]]) -> None:
+    """The stored times and features are Python's `round(v, 6)` of the raw columns
+    (spelled by `repr`, so NaN matches NaN and -0.0 stays apart from 0.0)."""
+    at = {name: k for k, (name, _) in enumerate(_FLOW_COLUMNS)}
+    for name in ("ts", "duration"):
+        raw = records.columns[name].tolist()
+        assert [repr(r[at[name]]) for r in rows] == [repr(round(v, 6)) for v in raw]
+    stored = [json.loads(str(r[at["features"]])) for r in rows]
+    for name in FEATURES:
+        raw = records.columns[name].tolist()
+        want = [round(v, 6) if isinstance(v, float) else v for v in raw]
+        assert [repr(f[name]) for f in stored] == [repr(v) for v in want], name
+
+
 def _same(a: list[tuple[object, ...]], b: list[tuple[object, ...]]) -> None:
     assert len(a) == len(b)
     for x, y in zip(a, b, strict=True):
@@ -46,7 +60,9 @@ def _same(a: list[tuple[object, ...]], b: list[tuple[object, ...]]) -> None:
 def test_rows_are_the_flows_as_their_dicts_spell_them(tmp_path: Path) -> None:
     records = _records(tmp_path)
     assert len(records) > 100
-    _same(flow_rows(records, "sample.pcap"), _as_dicts(records, "sample.pcap"))
+    rows = flow_rows(records, "sample.pcap")
+    _same(rows, _as_dicts(records, "sample.pcap"))
+    _python_rounded(records, rows)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +86,9 @@ def test_rounding_and_spelling_match_the_dicts_at_the_edges(
     )
     cut.columns["iat_mean"][:] = values
     cut.columns["duration"][:] = [abs(v) if np.isfinite(v) else 1.0 for v in values]
-    _same(flow_rows(cut, "x"), _as_dicts(cut, "x"))
+    rows = flow_rows(cut, "x")
+    _same(rows, _as_dicts(cut, "x"))
+    _python_rounded(cut, rows)
 
 
 def test_written_flows_read_back(tmp_path: Path) -> None:
