@@ -160,6 +160,7 @@ class CompiledRule:
     reads_bits: bool
     noalert: bool
     stream: int = STREAM_NONE  # where its packet-payload contents are matched (STREAM_*)
+    fields: frozenset[str] = frozenset()  # the fields its condition reads (`fields_read`)
     # `=>` (Suricata transaction rules): the header names the client and the server, and
     # packets from the server to the client match it the other way round
     replies: bool = False
@@ -496,23 +497,31 @@ def _flow_options(header: ast.Header) -> tuple[int, int, int]:
     return direction, established, frag
 
 
-def reads_field(node: object, name: str) -> bool:
-    """Whether a condition tree refers to the field `name` anywhere."""
-    if isinstance(node, ast.FieldRef):
-        return node.name == name
-    if isinstance(node, tuple | list):
-        return any(reads_field(n, name) for n in node)
-    if isinstance(node, ast.Node):
-        return any(
-            reads_field(getattr(node, f), name)
-            for f in getattr(node, "__dataclass_fields__", ())
-            if f != "span"
-        )
-    return False
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def stream_mode(rule: ast.Rule, buffers: frozenset[str]) -> int:
-    """Where the rule's packet-payload contents are matched (`STREAM_NONE`, `_ALSO`, `_ONLY`)."""
+def fields_read(node: object) -> frozenset[str]:
+    """The names of the fields (`ast.FieldRef`) a condition tree refers to anywhere."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.FieldRef):
+            found.add(n.name)
+        elif isinstance(n, tuple | list):
+            stack.extend(n)
+        elif isinstance(n, ast.Node):
+            names = _CHILD_FIELDS.get(type(n))
+            if names is None:
+                names = tuple(f for f in n.__dataclass_fields__ if f != "span")
+                _CHILD_FIELDS[type(n)] = names
+            stack.extend(getattr(n, f) for f in names)
+    return frozenset(found)
+
+
+def stream_mode(rule: ast.Rule, buffers: frozenset[str], fields: frozenset[str]) -> int:
+    """Where the rule's packet-payload contents are matched (`STREAM_NONE`, `_ALSO`, `_ONLY`),
+    given the `buffers` and the `fields` its condition reads."""
     header = rule.header
     protocol = header.protocol.lower()
     if 6 not in transports_of(protocol) or "pkt_data" not in buffers:
@@ -521,7 +530,7 @@ def stream_mode(rule: ast.Rule, buffers: frozenset[str]) -> int:
         return STREAM_NONE
     if protocol == "tcp-stream" or "only_stream" in header.flow:
         return STREAM_ONLY
-    if reads_field(rule.condition, "dsize"):
+    if "dsize" in fields:
         return STREAM_NONE
     return STREAM_ALSO
 
@@ -614,8 +623,8 @@ def compile_ruleset(
             "pkt_data" if s.buffer.name in PAYLOAD_BUFFERS else s.buffer.name
             for s in _all_sequences(rule.condition)
             if s.buffer.name not in HEADER_BUFFERS
-        ) | frozenset(name for name in APP_FIELDS if reads_field(rule.condition, name))
-        stream = stream_mode(rule, buffers)
+        ) | (APP_FIELDS & (read := fields_read(rule.condition)))
+        stream = stream_mode(rule, buffers, read)
         fast = choose_fast_pattern(rule, prefer_app=stream != STREAM_NONE)
         if fast is not None and len(fast.pattern) < MIN_FAST_PATTERN:
             fast = None
@@ -651,6 +660,7 @@ def compile_ruleset(
                 reads_bits=reads,
                 noalert=noalert,
                 stream=stream,
+                fields=read,
                 replies=header.direction == "=>",
                 host_bits=host_bits,
             )

@@ -38,7 +38,6 @@ from engine.match.compiler import (
     CompiledRule,
     CompiledRuleset,
     ConfirmTable,
-    reads_field,
 )
 from engine.match.conditions import ROW_COLUMNS
 from engine.match.kernels import (
@@ -718,7 +717,7 @@ class _Loaded:
         slow = [k for k in ruleset.slow_rules if rules[k].stream == STREAM_ONLY]
         only = any(r.stream == STREAM_ONLY for r in rules)
         sizes = any(
-            reads_field(r.rule.condition, f"stream.size.{side}")
+            f"stream.size.{side}" in r.fields
             for r in rules
             for side in ("client", "server", "both", "either")
         )

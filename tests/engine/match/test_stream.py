@@ -113,6 +113,16 @@ def test_stream_mode_and_inspection_need() -> None:
     assert not plain.ruleset.needs_inspection
 
 
+def test_a_compiled_rule_knows_every_field_its_condition_reads() -> None:
+    text = rule(
+        1,
+        "tcp",
+        'not (dsize > 5 or (ip.ttl == 3 and pkt_data contains "AB")) and stream.size.client > 1',
+    ) + rule(2, "tcp", 'pkt_data contains "ABCD"')
+    reads = {r.rule.id: r.fields for r in matcher_for(text).ruleset.rules}
+    assert reads == {1: {"dsize", "ip.ttl", "stream.size.client"}, 2: frozenset()}
+
+
 @pytest.mark.parametrize("name", ["tcp-fastopen-08", "bug-6244-tcp-rst-with-data"])
 def test_suricata_verify_stream_cases(name: str) -> None:
     if not (SV / "index.json").exists():
