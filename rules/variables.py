@@ -14,6 +14,9 @@ from rules import ast
 from rules.errors import IncludeError, RuleError, RuleErrors, VariableError
 from rules.parser import RuleParser
 
+#: The shipped variables (`$HOME_NET`, `$HTTP_PORTS`, ...) that rule files may use undefined.
+DEFAULT_VARIABLES = Path(__file__).resolve().parents[1] / "config" / "variables.yaml"
+
 
 @dataclass(frozen=True, slots=True)
 class VariableTable:

@@ -7,7 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.match.loading import DEFAULT_VARIABLES
 from integrations.snort.load import SNORT_SUFFIXES, is_snort_rules, parse_snort_source
 from rules.lint.config import LintConfig, LintConfigError, discover_config, load_config_file
 from rules.lint.diagnostics import Severity
@@ -21,6 +20,7 @@ from rules.lint.runner import (
     read_source,
     variables_from_file,
 )
+from rules.variables import DEFAULT_VARIABLES
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1

@@ -9,9 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from rules import RuleErrors, ast
-from rules.variables import VariableTable, load_ruleset, load_variables
-
-DEFAULT_VARIABLES = Path(__file__).resolve().parents[2] / "config" / "variables.yaml"
+from rules.variables import DEFAULT_VARIABLES, VariableTable, load_ruleset, load_variables
 
 
 class RuleLoadError(ValueError):
