@@ -20,7 +20,7 @@ from engine.inspect.http import HttpSession
 from engine.inspect.http2 import Http2Session
 from engine.inspect.smtp import SmtpClient
 from engine.inspect.stream import TH_FIN, TH_SYN, StreamDirection
-from engine.inspect.tls import TlsDirection
+from engine.inspect.tls import TLS_NAMES, TlsDirection
 
 _TCP = 6
 _UDP = 17
@@ -90,6 +90,16 @@ class Inspector:
         self._flows: OrderedDict[int, _Flow] = OrderedDict()
         self._held = 0
         self._isn: dict[int, int] = {}  # (flow << 1 | direction) -> SYN sequence, before data
+        self._tls = True  # parse TLS handshakes (see `reads`)
+
+    def reads(self, names: frozenset[str]) -> None:
+        """Be told the buffers and fields the loaded rules read. TLS handshakes are
+        parsed only when one of them is a TLS or JA3 name (`tls.*`, `ja3.*`, `ja3s.*`):
+        certificates and fingerprints cost more than the rest of a handshake's
+        inspection, and without such a rule nothing reads them. After a reload that
+        brings the first such rule, a TLS flow whose handshake went by unparsed has no
+        TLS buffers, as one whose handshake preceded the capture."""
+        self._tls = any(name.startswith(TLS_NAMES) for name in names)
 
     def packet(
         self,
@@ -349,6 +359,9 @@ class Inspector:
             if verdict == "http":
                 fs.state = HttpSession()
             elif verdict == "tls":
+                if not self._tls:
+                    fs.parse = False
+                    return []
                 tls_state = (TlsDirection(True), TlsDirection(False))
                 fs.state = tls_state if fs.client == 0 else tls_state[::-1]
             elif verdict == "dns":

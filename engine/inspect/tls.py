@@ -25,6 +25,8 @@ HS_SERVER_HELLO_DONE = 14
 #: The number of certificates in the server's Certificate message (not a byte buffer:
 #: the `tls.cert_chain_len` field reads it).
 CHAIN_LENGTH = "tls.cert_chain_len"
+#: The prefixes of the buffer and field names TLS handshakes give.
+TLS_NAMES = ("tls.", "ja3.", "ja3s.")
 
 _OID_NAMES = {
     "2.5.4.3": "CN",

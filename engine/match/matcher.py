@@ -710,6 +710,8 @@ class _Loaded:
     stream_only_ports: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     # rule index -> (severity, gid, references as text) for its alerts, made on first use
     alert_facts: dict[int, tuple[str, int, tuple[str, ...]]] = field(default_factory=dict)
+    # every buffer and field some rule reads: what the inspector has to produce
+    reads: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, ruleset: CompiledRuleset) -> _Loaded:
@@ -733,6 +735,7 @@ class _Loaded:
             sizes,
             by_id,
             [(sets[a], sets[b]) for a, b in port_pairs],
+            reads=frozenset().union(*(r.buffers | r.fields for r in rules)),
         )
 
     def stream_only_may_match(self, port_a: int, port_b: int) -> bool:
@@ -810,11 +813,13 @@ class Matcher:
         # rows of this batch at which a direction's protocol became known
         self._detected_sides: dict[tuple[int, int], tuple[int, str]] = {}
         self._detected_side_rows: set[int] = set()
+        self._told: object = None  # the inspector last told what the rules read
 
     def swap(self, ruleset: CompiledRuleset) -> None:
         """Use `ruleset` from the next batch on."""
         self._loaded = _Loaded.of(ruleset)
         self.ruleset = ruleset
+        self._told = None
 
     # ------------------------------------------------------------------
     def scan(
@@ -1491,6 +1496,11 @@ class Matcher:
         """Per inspected row its transaction view; and (row, view) for each further
         transaction a row completed (`PacketContext.more`), in order."""
         assert self.inspector is not None
+        if self._told is not self.inspector:
+            reads = getattr(self.inspector, "reads", None)
+            if reads is not None:  # it may leave out parsing whose buffers no rule reads
+                reads(self._loaded.reads)
+            self._told = self.inspector
         out: dict[int, _TxView] = {}
         extras: list[tuple[int, _TxView]] = []
         # only packets with payload, FIN or RST reach the inspector: an empty ACK or SYN

@@ -3,6 +3,7 @@ length), compared per transaction as Suricata's integer keywords are."""
 
 from __future__ import annotations
 
+from engine.flows import FlowTable
 from engine.inspect import Inspector
 from tests.engine.match.traffic import data, handshake, matcher_for, run_packets, sids
 
@@ -46,13 +47,13 @@ def server_flight(chain_length: int) -> bytes:
     return handshake_record(2, hello) + handshake_record(11, chain) + handshake_record(14, b"")
 
 
-def tls_session(chain_length: int) -> list[object]:
+def tls_session(chain_length: int, cp: int = 40000) -> list[object]:
     hello = client_hello()
     return [
-        *handshake(sp=443),
-        data(hello, sp=443),
-        data(server_flight(chain_length), to_server=False, sp=443, seq=501),
-        data(b"\x17\x03\x03\x00\x01\x00", sp=443, seq=101 + len(hello)),
+        *handshake(cp=cp, sp=443),
+        data(hello, cp=cp, sp=443),
+        data(server_flight(chain_length), to_server=False, cp=cp, sp=443, seq=501),
+        data(b"\x17\x03\x03\x00\x01\x00", cp=cp, sp=443, seq=101 + len(hello)),
     ]
 
 
@@ -221,3 +222,19 @@ def test_each_direction_has_its_own_protocol() -> None:
     # the protocol-only rule once, where the server's side was detected; the other on
     # each of the server's packets
     assert [(a.match.rule_id, a.match.packet) for a in alerts] == [(1, 5), (2, 5), (2, 6)]
+
+
+def test_tls_handshakes_are_parsed_only_while_a_rule_reads_what_they_give() -> None:
+    protocol = 'rule "tls" { id 1 match tcp where app.protocol == "tls" }'
+    random = 'rule "random" { id 2 match tls to_server where tls.random starts_with |AA AA| }'
+    inspector = Inspector()
+    m = matcher_for(protocol, inspector=inspector)
+    table = FlowTable()
+    # no rule reads a TLS buffer: the flow is still TLS, its handshake goes unparsed
+    assert 1 in sids(run_packets(m, tls_session(1), table=table))
+    assert inspector.stats().tls_client_hellos == 0
+    # a reload brings a rule that does: the next session's handshake is parsed
+    m.swap(matcher_for(protocol + random).ruleset)
+    later = run_packets(m, tls_session(1, cp=40001), table=table, start=1_700_000_060.0)
+    assert {1, 2} <= set(sids(later))
+    assert inspector.stats().tls_client_hellos == 1

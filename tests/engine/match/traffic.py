@@ -40,9 +40,11 @@ def run_packets(
     *,
     batch_size: int | None = None,
     start: float = 1_700_000_000.0,
+    table: FlowTable | None = None,
 ) -> list[Alert]:
-    """Feed packets (one per 10 ms) through decode, a flow table and `matcher`."""
-    table = FlowTable(FlowTableConfig())
+    """Feed packets (one per 10 ms) through decode, a flow table (`table`, or a new
+    one) and `matcher`."""
+    table = table or FlowTable(FlowTableConfig())
     frames = [bytes(eth(p) if not isinstance(p, Ether) else p) for p in packets]
     size = batch_size or len(frames)
     alerts: list[Alert] = []
