@@ -44,7 +44,8 @@ def run_packets(
 ) -> list[Alert]:
     """Feed packets (one per 10 ms) through decode, a flow table (`table`, or a new
     one) and `matcher`."""
-    table = table or FlowTable(FlowTableConfig())
+    if table is None:
+        table = FlowTable(FlowTableConfig())
     frames = [bytes(eth(p) if not isinstance(p, Ether) else p) for p in packets]
     size = batch_size or len(frames)
     alerts: list[Alert] = []
