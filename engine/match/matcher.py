@@ -2041,6 +2041,8 @@ class Matcher:
         proto = int(row["proto"])
         if proto in (1, 58):
             sport, dport = int(row["icmp_type"]), int(row["icmp_code"])
+        # the flow's ports, client first
+        cport, srv_port = (sport, dport) if p.to_server else (dport, sport)
         flow_id = (p.slot, p.gen)
         ends = self._ends.get(flow_id) if p.slot >= 0 else None
         if ends is None:
@@ -2048,11 +2050,10 @@ class Matcher:
             src_halves = (int(row["src"][0]), int(row["src"][1]))
             dst_halves = (int(row["dst"][0]), int(row["dst"][1]))
             client, server = (src_halves, dst_halves) if p.to_server else (dst_halves, src_halves)
-            cports = (sport, dport) if p.to_server else (dport, sport)
             ends = (
                 ip_text(*client),
                 ip_text(*server),
-                community_id(ip_bytes(*client), ip_bytes(*server), proto, *cports),
+                community_id(ip_bytes(*client), ip_bytes(*server), proto, cport, srv_port),
             )
             if p.slot >= 0:
                 if len(self._ends) > 100_000:
@@ -2060,7 +2061,6 @@ class Matcher:
                 self._ends[flow_id] = ends
         client_ip, server_ip, cid = ends
         src, dst = (client_ip, server_ip) if p.to_server else (server_ip, client_ip)
-        key = (src, sport, dst, dport) if p.to_server else (dst, dport, src, sport)
         r = rule.rule
         facts = self._loaded.alert_facts.get(rule.index)
         if facts is None:
@@ -2072,7 +2072,7 @@ class Matcher:
         severity, gid, references = facts
         match = Match(
             ts=p.ts,
-            flow=FlowKey(key[0], key[1], key[2], key[3], proto, cid),
+            flow=FlowKey(client_ip, cport, server_ip, srv_port, proto, cid),
             rule_id=r.id,
             title=r.title,
             severity=severity,
