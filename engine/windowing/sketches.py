@@ -139,7 +139,8 @@ class CountMinSketch:
         h = np.asarray(hashes, dtype=np.uint64)
         if not h.size:
             return
-        c = np.broadcast_to(np.asarray(counts, dtype=np.float64), h.shape)
+        # flat, as `columns` gives the keys
+        c = np.broadcast_to(np.asarray(counts, dtype=np.float64), h.shape).ravel()
         cols = self.columns(h)
         for d in range(self.depth):
             np.add.at(self.table[d], cols[d], c)
