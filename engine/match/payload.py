@@ -237,13 +237,19 @@ class CompiledRegex:
     anchored: bool  # PCRE `A`: the match must start where the search starts
     buffer: str | None  # a buffer named by the pcre flags, overriding the sequence's
 
-    def find(self, target: bytes, begin: int) -> tuple[int, int] | None:
-        """(start, end) of the first match in `target[begin:]`, in `target` offsets.
+    def find(self, target: bytes, begin: int, at: int | None = None) -> tuple[int, int] | None:
+        """(start, end) of the first match in `target[begin:]` starting at `at` or later
+        (default: `begin`), in `target` offsets.
 
         The search runs on the slice, as Snort and Suricata hand pcre the buffer from
-        the cursor on, so `^` anchors at the cursor of a relative pcre."""
+        the cursor on, so `^` anchors at the cursor of a relative pcre. A later start
+        is pcre's start offset into the same slice: there `^` no longer matches, so
+        a retry after a later option failed does not anchor afresh at every byte."""
         hay = target[begin:] if begin else target
-        m = self.regex.match(hay) if self.anchored else self.regex.search(hay)
+        if at is None or at <= begin:
+            m = self.regex.match(hay) if self.anchored else self.regex.search(hay)
+        else:
+            m = self.regex.search(hay, at - begin)
         if m is None:
             return None
         return begin + m.start(), begin + m.end()
@@ -439,7 +445,7 @@ def _run(
                 scratch.budget -= 1
                 if scratch.budget <= 0:
                     return False
-                m = None if step.anchored else step.find(target, m[0] + 1)
+                m = None if step.anchored else step.find(target, begin, m[0] + 1)
             return False
         if isinstance(step, ast.ByteTest):
             value = _operand(step.value, scratch)

@@ -95,6 +95,18 @@ def test_pcre(where: str, payload: bytes, expected: bool) -> None:
     assert holds(where, payload) is expected
 
 
+def test_a_relative_pcre_retries_without_anchoring_afresh() -> None:
+    # a later option failing sends the pcre on to its next match in the same buffer,
+    # where `^` holds only at the cursor (pcre's start offset, as Snort and Suricata
+    # retry): "Z" two bytes after the cursor is not found by re-anchoring further on
+    where = 'pkt_data { contains "S" depth 1 matches /^.{2}/R contains "Z" distance 0 within 1 }'
+    assert holds(where, b"SabZ")
+    assert not holds(where, b"SabcZ")
+    # an unanchored pcre still moves on to its later matches
+    where = 'pkt_data { contains "S" depth 1 matches /a./R contains "Z" distance 0 within 1 }'
+    assert holds(where, b"SabxaqZ")
+
+
 @pytest.mark.parametrize(
     ("where", "payload", "expected"),
     [
