@@ -16,24 +16,60 @@ import hashlib
 import math
 from typing import Any
 
+import numba
 import numpy as np
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MASK64 = (1 << 64) - 1
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+
+
+@numba.njit(cache=True)
+def _splitmix(x: np.ndarray, seed: int) -> None:
+    """x[i] = splitmix64(x[i] + golden * (seed + 1)), in place (wrapping uint64)."""
+    add = _GOLDEN * np.uint64(seed + 1)
+    for i in range(x.shape[0]):
+        z = x[i] + add
+        z ^= z >> _S30
+        z *= _M1
+        z ^= z >> _S27
+        z *= _M2
+        z ^= z >> _S31
+        x[i] = z
+
+
+@numba.njit(cache=True)
+def _columns(h: np.ndarray, width: int, out: np.ndarray) -> None:
+    """out[d, i] = splitmix64(h[i], seed d) % width, for every row d of `out`."""
+    w = np.uint64(width)
+    for d in range(out.shape[0]):
+        add = _GOLDEN * np.uint64(d + 1)
+        for i in range(h.shape[0]):
+            z = h[i] + add
+            z ^= z >> _S30
+            z *= _M1
+            z ^= z >> _S27
+            z *= _M2
+            z ^= z >> _S31
+            out[d, i] = z % w
+
+
+@numba.njit(cache=True)
+def _add_counts(table: np.ndarray, cols: np.ndarray, counts: np.ndarray) -> None:
+    for d in range(cols.shape[0]):
+        for i in range(cols.shape[1]):
+            table[d, cols[d, i]] += counts[i]
 
 
 def hash64_array(values: np.ndarray, seed: int = 0) -> np.ndarray:
-    """splitmix64 of integer values, elementwise (uint64 in, uint64 out)."""
+    """splitmix64 of integer values, elementwise (uint64 in, uint64 out): one compiled
+    pass, where the same steps as numpy operations cost a dozen passes and their
+    temporaries (the detectors hash a few keys at a time, thousands of times)."""
     x = np.asarray(values).astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        x += _GOLDEN * np.uint64(seed + 1)
-        x ^= x >> np.uint64(30)
-        x *= _M1
-        x ^= x >> np.uint64(27)
-        x *= _M2
-        x ^= x >> np.uint64(31)
+    if x.size:
+        _splitmix(x.reshape(-1), seed)
     return x
 
 
@@ -130,10 +166,10 @@ class CountMinSketch:
     def columns(self, hashes: np.ndarray) -> np.ndarray:
         """The counter each hashed key uses in each row (depth x keys): the same for
         every sketch of this width and depth, so a caller with several may share it."""
-        h = np.asarray(hashes, dtype=np.uint64).ravel()
-        return np.stack(
-            [hash64_array(h, seed=d) % np.uint64(self.width) for d in range(self.depth)]
-        ).astype(np.intp)
+        h = np.ascontiguousarray(hashes, dtype=np.uint64).ravel()
+        out = np.empty((self.depth, h.shape[0]), dtype=np.intp)
+        _columns(h, self.width, out)
+        return out
 
     def add_hashes(self, hashes: np.ndarray, counts: np.ndarray | float = 1.0) -> None:
         h = np.asarray(hashes, dtype=np.uint64)
@@ -141,9 +177,7 @@ class CountMinSketch:
             return
         # flat, as `columns` gives the keys
         c = np.broadcast_to(np.asarray(counts, dtype=np.float64), h.shape).ravel()
-        cols = self.columns(h)
-        for d in range(self.depth):
-            np.add.at(self.table[d], cols[d], c)
+        _add_counts(self.table, self.columns(h), np.ascontiguousarray(c))
         self.total += float(c.sum())
 
     def estimate_hashes(self, hashes: np.ndarray) -> np.ndarray:
