@@ -217,6 +217,113 @@ def community_id(
     return "1:" + base64.b64encode(hashlib.sha1(payload).digest()).decode("ascii")
 
 
+_CID_PORTS = np.zeros(256, dtype=bool)
+_CID_PORTS[[1, 6, 17, 58, 132]] = True
+# per ICMP type its Community ID counterpart, -1 for none (a one-way message)
+_CID_TABLES = {
+    proto: np.array([table.get(t, -1) for t in range(256)], dtype=np.int64)
+    for proto, table in ((1, _CID_ICMP4), (58, _CID_ICMP6))
+}
+
+
+def _be(values: np.ndarray, width: int) -> np.ndarray:
+    """Each value as `width` big-endian bytes, one row per value."""
+    dtype = {1: ">u1", 2: ">u2", 4: ">u4", 8: ">u8"}[width]
+    return values.astype(dtype).view(np.uint8).reshape(-1, width)
+
+
+def community_ids(
+    src_hi: np.ndarray,
+    src_lo: np.ndarray,
+    dst_hi: np.ndarray,
+    dst_lo: np.ndarray,
+    proto: np.ndarray,
+    sport: np.ndarray,
+    dport: np.ndarray,
+) -> list[str]:
+    """`community_id` of many flows (addresses as 64-bit halves, as `ip_bytes` takes
+    them): the ordering and the hashed bytes are worked out for all at once, so only
+    the SHA-1 is done flow by flow."""
+    n = proto.shape[0]
+    out: list[str] = [""] * n
+    if not n:
+        return out
+    shi, slo = src_hi.astype(np.uint64), src_lo.astype(np.uint64)
+    dhi, dlo = dst_hi.astype(np.uint64), dst_lo.astype(np.uint64)
+    p = proto.astype(np.int64)
+    sp, dp = sport.astype(np.int64), dport.astype(np.int64)
+    one_way = np.zeros(n, dtype=bool)
+    for icmp, table in _CID_TABLES.items():
+        rows = np.flatnonzero((p == icmp) & (sp >= 0) & (sp < 256))
+        other = table[sp[rows]]
+        one_way[rows] = other < 0
+        dp[rows] = np.where(other < 0, dp[rows], other)
+    one_way |= np.isin(p, (1, 58)) & ((sp < 0) | (sp >= 256))
+    mapped = np.uint64(0xFFFF << 32)
+    s4 = (shi == 0) & ((slo >> np.uint64(32)) == np.uint64(0xFFFF))
+    d4 = (dhi == 0) & ((dlo >> np.uint64(32)) == np.uint64(0xFFFF))
+    # same family: packed bytes compare as the halves do (IPv4 shares its ::ffff: prefix)
+    greater = (shi > dhi) | ((shi == dhi) & (slo > dlo))
+    same = (shi == dhi) & (slo == dlo)
+    swap = ~one_way & (greater | (same & (sp > dp)))
+    ahi, alo = np.where(swap, dhi, shi), np.where(swap, dlo, slo)
+    bhi, blo = np.where(swap, shi, dhi), np.where(swap, slo, dlo)
+    ap, bp = np.where(swap, dp, sp), np.where(swap, sp, dp)
+    ports = _CID_PORTS[p & 255] & (p < 256)
+    for v4 in (True, False):
+        for with_ports in (True, False):
+            rows = np.flatnonzero(
+                (s4 == v4) & (d4 == v4) & (ports == with_ports) & (p >= 0) & (p < 256)
+            )
+            if not rows.shape[0]:
+                continue
+            parts = [np.zeros((rows.shape[0], 2), dtype=np.uint8)]  # the seed, 0
+            for hi, lo in ((ahi, alo), (bhi, blo)):
+                if v4:
+                    parts.append(_be(lo[rows] & ~mapped, 4))
+                else:
+                    parts += [_be(hi[rows], 8), _be(lo[rows], 8)]
+            parts += [_be(p[rows], 1), np.zeros((rows.shape[0], 1), dtype=np.uint8)]
+            if with_ports:
+                parts += [_be(ap[rows] & 0xFFFF, 2), _be(bp[rows] & 0xFFFF, 2)]
+            blob = np.ascontiguousarray(np.hstack(parts)).tobytes()
+            width = len(blob) // rows.shape[0]
+            sha1, b64 = hashlib.sha1, base64.b64encode
+            for k, i in enumerate(rows.tolist()):
+                digest = sha1(blob[k * width : (k + 1) * width]).digest()
+                out[i] = "1:" + b64(digest).decode("ascii")
+    # the rest (mixed families, odd protocol numbers) one by one
+    for i in (np.flatnonzero(~((s4 == d4) & (p >= 0) & (p < 256)))).tolist():
+        out[i] = community_id(
+            ip_bytes(int(shi[i]), int(slo[i])),
+            ip_bytes(int(dhi[i]), int(dlo[i])),
+            int(p[i]),
+            int(sport[i]),
+            int(dport[i]),
+        )
+    return out
+
+
+def ip_texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
+    """`ip_text` of many addresses, each distinct one written once (flows repeat them)."""
+    n = hi.shape[0]
+    if not n:
+        return []
+    hi, lo = hi.astype(np.uint64), lo.astype(np.uint64)
+    order = np.lexsort((lo, hi))
+    sh, sl = hi[order], lo[order]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = (sh[1:] != sh[:-1]) | (sl[1:] != sl[:-1])
+    firsts = order[starts]
+    texts = np.array(
+        [ip_text(h, low) for h, low in zip(hi[firsts].tolist(), lo[firsts].tolist(), strict=True)],
+        dtype=object,
+    )
+    at = np.empty(n, dtype=np.int64)
+    at[order] = np.cumsum(starts) - 1
+    return texts[at].tolist()
+
+
 def conn_state(
     proto: int, os_: int, rs: int, orig_bytes: int, resp_bytes: int, history: str
 ) -> str:
@@ -373,42 +480,59 @@ class FlowRecords:
         return cls(columns=cols, history=[h for p in parts for h in p.history])
 
     def conn_states(self) -> list[str]:
+        """Each flow's `conn_state`, worked out once per distinct input: the history
+        counts only for a TCP flow its originator reset, the byte counts only in
+        whether both are zero."""
         c = self.columns
-        return [
-            conn_state(int(p), int(o), int(r), int(ob), int(rb), h)
-            for p, o, r, ob, rb, h in zip(
-                c["proto"],
-                c["o_state"],
-                c["r_state"],
-                c["orig_bytes"],
-                c["resp_bytes"],
-                self.history,
-                strict=True,
+        if not len(self):
+            return []
+        proto = c["proto"].astype(np.int64)
+        ost, rst = c["o_state"].astype(np.int64), c["r_state"].astype(np.int64)
+        quiet = (c["orig_bytes"] == 0) & (c["resp_bytes"] == 0)
+        key = ((proto * 256 + ost) * 256 + rst) * 2 + quiet
+        _, first, at = np.unique(key, return_index=True, return_inverse=True)
+        names = np.array(
+            [
+                conn_state(int(proto[i]), int(ost[i]), int(rst[i]), int(not q), int(not q), "")
+                for i, q in zip(first.tolist(), quiet[first].tolist(), strict=True)
+            ],
+            dtype=object,
+        )
+        out: list[str] = names[at.reshape(-1)].tolist()
+        for i in np.flatnonzero((proto == 6) & (ost == K.TCP_RESET)).tolist():
+            out[i] = conn_state(
+                6,
+                K.TCP_RESET,
+                int(rst[i]),
+                int(c["orig_bytes"][i]),
+                int(c["resp_bytes"][i]),
+                self.history[i],
             )
-        ]
+        return out
 
     def display_columns(self) -> dict[str, list[Any]]:
         """Per field of the `shrike flows` schema, every flow's value, initiator first:
         addresses as text, names for protocols and end reasons, times rounded to the
         microsecond. The features are `rounded_features`."""
         c = self.columns
-        shi, slo = c["src_hi"].tolist(), c["src_lo"].tolist()
-        dhi, dlo = c["dst_hi"].tolist(), c["dst_lo"].tolist()
-        protos, sports, dports = c["proto"].tolist(), c["sport"].tolist(), c["dport"].tolist()
+        protos = c["proto"].tolist()
         return {
             "ts": round6(c["ts"]).tolist(),
-            "src_ip": [ip_text(h, lo) for h, lo in zip(shi, slo, strict=True)],
-            "src_port": sports,
-            "dst_ip": [ip_text(h, lo) for h, lo in zip(dhi, dlo, strict=True)],
-            "dst_port": dports,
+            "src_ip": ip_texts(c["src_hi"], c["src_lo"]),
+            "src_port": c["sport"].tolist(),
+            "dst_ip": ip_texts(c["dst_hi"], c["dst_lo"]),
+            "dst_port": c["dport"].tolist(),
             "proto": [PROTO_NAMES.get(p, "unknown_transport") for p in protos],
             "ip_proto": protos,
-            "community_id": [
-                community_id(ip_bytes(a, b), ip_bytes(x, y), p, sp, dp)
-                for a, b, x, y, p, sp, dp in zip(
-                    shi, slo, dhi, dlo, protos, sports, dports, strict=True
-                )
-            ],
+            "community_id": community_ids(
+                c["src_hi"],
+                c["src_lo"],
+                c["dst_hi"],
+                c["dst_lo"],
+                c["proto"],
+                c["sport"],
+                c["dport"],
+            ),
             "duration": round6(c["duration"]).tolist(),
             "orig_pkts": c["orig_pkts"].tolist(),
             "resp_pkts": c["resp_pkts"].tolist(),

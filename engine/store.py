@@ -65,8 +65,15 @@ def flow_rows(records: FlowRecords, source: str) -> list[tuple[Any, ...]]:
     if all(
         f.dtype.kind in "iu" or (f.dtype.kind == "f" and np.isfinite(f).all()) for f in features
     ):
-        texts = [_texts(f) for f in features]
-        feats = [_FEATURES_JSON % values for values in zip(*texts, strict=True)]
+        # flows repeat their feature values (lone SYNs are all alike): each distinct
+        # row of values is written once, told apart by the values' exact bits
+        bits = np.stack([f.astype(np.int64) if f.dtype.kind in "iu" else f for f in features], 1)
+        bits = np.ascontiguousarray(bits).view(np.uint64)
+        rows = bits.view(np.dtype((np.void, bits.dtype.itemsize * bits.shape[1]))).ravel()
+        _, first, at = np.unique(rows, return_index=True, return_inverse=True)
+        texts = [_texts(f[first]) for f in features]
+        distinct = [_FEATURES_JSON % values for values in zip(*texts, strict=True)]
+        feats = np.array(distinct, dtype=object)[at.reshape(-1)].tolist()
     else:  # NaN or infinity (or a column of another kind): JSON's own spelling
         feats = [
             json.dumps(dict(zip(FEATURES, values, strict=True)), separators=(",", ":"))

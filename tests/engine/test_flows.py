@@ -13,7 +13,15 @@ from scapy.packet import Packet
 
 from dpdk_io.batch import PacketBatch
 from engine.decode import decode
-from engine.flows import FEATURES, FlowTable, FlowTableConfig, community_id, ip_text
+from engine.flows import (
+    FEATURES,
+    FlowTable,
+    FlowTableConfig,
+    community_id,
+    community_ids,
+    ip_text,
+    ip_texts,
+)
 
 NS = 1_000_000_000
 
@@ -484,6 +492,49 @@ def test_community_id_vectors(
     proto: int, src: str, dst: str, sport: int, dport: int, expected: str
 ) -> None:
     assert community_id(src, dst, proto, sport, dport) == expected
+
+
+def _halves(address: str) -> tuple[int, int]:
+    value = int(ipaddress.ip_address(address))
+    if ipaddress.ip_address(address).version == 4:
+        value |= 0xFFFF << 32
+    return value >> 64, value & (2**64 - 1)
+
+
+def test_community_ids_of_many_flows_match_one_at_a_time() -> None:
+    flows = [(p, s, d, sp, dp) for p, s, d, sp, dp, _ in VECTORS]
+    flows += [
+        (6, "10.0.0.1", "10.0.0.1", 9, 3),  # same address: the ports decide the order
+        (6, "10.0.0.1", "10.0.0.1", 3, 9),
+        (1, "10.0.0.2", "10.0.0.1", 8, 0),  # echo request: ordered like its reply
+        (1, "10.0.0.2", "10.0.0.1", 3, 1),  # unreachable: one way, never reordered
+        (58, "2001:db8::2", "2001:db8::1", 135, 0),
+        (6, "2001:db8::1", "10.0.0.1", 1, 2),  # mixed families, one at a time
+    ]
+    src = [_halves(s) for _, s, _, _, _ in flows]
+    dst = [_halves(d) for _, _, d, _, _ in flows]
+    got = community_ids(
+        np.array([h for h, _ in src], dtype=np.uint64),
+        np.array([lo for _, lo in src], dtype=np.uint64),
+        np.array([h for h, _ in dst], dtype=np.uint64),
+        np.array([lo for _, lo in dst], dtype=np.uint64),
+        np.array([p for p, *_ in flows]),
+        np.array([sp for *_, sp, _ in flows]),
+        np.array([dp for *_, dp in flows]),
+    )
+    assert got[: len(VECTORS)] == [v[5] for v in VECTORS]
+    assert got == [community_id(s, d, p, sp, dp) for p, s, d, sp, dp in flows]
+    assert got[-6] == got[-5]  # the same flow seen from either end
+    assert community_ids(*(np.zeros(0, np.uint64),) * 4, *(np.zeros(0, np.int64),) * 3) == []
+
+
+def test_ip_texts_write_each_address_as_ip_text_does() -> None:
+    addresses = ["10.0.0.1", "2001:db8::1", "10.0.0.1", "0.0.0.0", "::", "2001:db8::1", "1.2.3.4"]
+    halves = [_halves(a) for a in addresses]
+    hi = np.array([h for h, _ in halves], dtype=np.uint64)
+    lo = np.array([low for _, low in halves], dtype=np.uint64)
+    assert ip_texts(hi, lo) == [ip_text(h, low) for h, low in halves]
+    assert ip_texts(hi, lo) == [str(ipaddress.ip_address(a)) for a in addresses]
 
 
 def test_community_id_seed_changes_hash() -> None:

@@ -104,3 +104,22 @@ def test_written_flows_read_back(tmp_path: Path) -> None:
     ).fetchone()
     assert (ts, src) == (first["ts"], first["src_ip"])
     assert json.loads(features) == {k: first[k] for k in FEATURES}
+
+
+def test_flows_sharing_feature_values_are_spelled_alike_and_others_apart(
+    tmp_path: Path,
+) -> None:
+    # each distinct row of feature values is written once and shared
+    records = _records(tmp_path)
+    cut = FlowRecords(
+        columns={k: v[:6].copy() for k, v in records.columns.items()},
+        history=records.history[:6],
+    )
+    for name in cut.columns:
+        if name not in ("src_hi", "src_lo", "dst_hi", "dst_lo", "sport", "dport"):
+            cut.columns[name][1] = cut.columns[name][0]
+    cut.columns["duration"][2] = cut.columns["duration"][0] + 0.5
+    rows = flow_rows(cut, "x")
+    _same(rows, _as_dicts(cut, "x"))
+    assert rows[0][-1] == rows[1][-1]
+    assert rows[0][-1] != rows[2][-1]
