@@ -270,6 +270,7 @@ def community_ids(
     bhi, blo = np.where(swap, shi, dhi), np.where(swap, slo, dlo)
     ap, bp = np.where(swap, dp, sp), np.where(swap, sp, dp)
     ports = _CID_PORTS[p & 255] & (p < 256)
+    sha1, b64 = hashlib.sha1, base64.b64encode
     for v4 in (True, False):
         for with_ports in (True, False):
             rows = np.flatnonzero(
@@ -288,7 +289,6 @@ def community_ids(
                 parts += [_be(ap[rows] & 0xFFFF, 2), _be(bp[rows] & 0xFFFF, 2)]
             blob = np.ascontiguousarray(np.hstack(parts)).tobytes()
             width = len(blob) // rows.shape[0]
-            sha1, b64 = hashlib.sha1, base64.b64encode
             for k, i in enumerate(rows.tolist()):
                 digest = sha1(blob[k * width : (k + 1) * width]).digest()
                 out[i] = "1:" + b64(digest).decode("ascii")

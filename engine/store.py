@@ -67,8 +67,13 @@ def flow_rows(records: FlowRecords, source: str) -> list[tuple[Any, ...]]:
     ):
         # flows repeat their feature values (lone SYNs are all alike): each distinct
         # row of values is written once, told apart by the values' exact bits
-        bits = np.stack([f.astype(np.int64) if f.dtype.kind in "iu" else f for f in features], 1)
-        bits = np.ascontiguousarray(bits).view(np.uint64)
+        bits = np.stack(
+            [
+                f.astype(np.int64 if f.dtype.kind in "iu" else np.float64).view(np.uint64)
+                for f in features
+            ],
+            1,
+        )
         rows = bits.view(np.dtype((np.void, bits.dtype.itemsize * bits.shape[1]))).ravel()
         _, first, at = np.unique(rows, return_index=True, return_inverse=True)
         texts = [_texts(f[first]) for f in features]

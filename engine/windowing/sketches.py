@@ -26,18 +26,22 @@ _MASK64 = (1 << 64) - 1
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
+@numba.njit(cache=True, inline="always")
+def _mix(z: np.uint64) -> np.uint64:
+    """splitmix64's output function (wrapping uint64 arithmetic)."""
+    z ^= z >> _S30
+    z *= _M1
+    z ^= z >> _S27
+    z *= _M2
+    return z ^ (z >> _S31)
+
+
 @numba.njit(cache=True)
 def _splitmix(x: np.ndarray, seed: int) -> None:
-    """x[i] = splitmix64(x[i] + golden * (seed + 1)), in place (wrapping uint64)."""
+    """x[i] = splitmix64(x[i] + golden * (seed + 1)), in place."""
     add = _GOLDEN * np.uint64(seed + 1)
     for i in range(x.shape[0]):
-        z = x[i] + add
-        z ^= z >> _S30
-        z *= _M1
-        z ^= z >> _S27
-        z *= _M2
-        z ^= z >> _S31
-        x[i] = z
+        x[i] = _mix(x[i] + add)
 
 
 @numba.njit(cache=True)
@@ -47,13 +51,7 @@ def _columns(h: np.ndarray, width: int, out: np.ndarray) -> None:
     for d in range(out.shape[0]):
         add = _GOLDEN * np.uint64(d + 1)
         for i in range(h.shape[0]):
-            z = h[i] + add
-            z ^= z >> _S30
-            z *= _M1
-            z ^= z >> _S27
-            z *= _M2
-            z ^= z >> _S31
-            out[d, i] = z % w
+            out[d, i] = _mix(h[i] + add) % w
 
 
 @numba.njit(cache=True)
