@@ -195,6 +195,10 @@ _CID_ICMP6 = {
 }
 
 
+# Protocols whose ports (ICMP: type and code) are part of a Community ID.
+_CID_PORT_PROTOS = (1, 6, 17, 58, 132)
+
+
 def community_id(
     src: str | bytes, dst: str | bytes, proto: int, sport: int, dport: int, *, seed: int = 0
 ) -> str:
@@ -210,7 +214,7 @@ def community_id(
             one_way = True
     if not one_way and (s > d or (s == d and sport > dport)):
         s, d, sport, dport = d, s, dport, sport
-    has_ports = proto in (1, 6, 17, 58, 132)
+    has_ports = proto in _CID_PORT_PROTOS
     payload = seed.to_bytes(2, "big") + s + d + bytes((proto, 0))
     if has_ports:
         payload += sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
@@ -218,7 +222,7 @@ def community_id(
 
 
 _CID_PORTS = np.zeros(256, dtype=bool)
-_CID_PORTS[[1, 6, 17, 58, 132]] = True
+_CID_PORTS[list(_CID_PORT_PROTOS)] = True
 # per ICMP type its Community ID counterpart, -1 for none (a one-way message)
 _CID_TABLES = {
     proto: np.array([table.get(t, -1) for t in range(256)], dtype=np.int64)
@@ -304,23 +308,37 @@ def community_ids(
     return out
 
 
+def group(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group rows by the tuple of columns (each taken as uint64): the index of each
+    group's first row, and each row's group. Groups come in the order of the rows'
+    bytes (each column's 8 little-endian bytes in turn), as sorting the rows as raw
+    records orders them: values with their bytes reversed sort that way as numbers,
+    several times faster than records."""
+    n = len(columns[0])
+    if n == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    cols = [np.asarray(c).astype(np.uint64).byteswap() for c in columns]
+    order = np.lexsort(cols[::-1])  # stable: each group's first row leads it
+    same = np.ones(n - 1, dtype=bool)
+    for c in cols:
+        ordered = c[order]
+        same &= ordered[1:] == ordered[:-1]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = ~same
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = np.cumsum(starts) - 1
+    return order[starts], inverse
+
+
 def ip_texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
     """`ip_text` of many addresses, each distinct one written once (flows repeat them)."""
-    n = hi.shape[0]
-    if not n:
+    if not len(hi):
         return []
-    hi, lo = hi.astype(np.uint64), lo.astype(np.uint64)
-    order = np.lexsort((lo, hi))
-    sh, sl = hi[order], lo[order]
-    starts = np.ones(n, dtype=bool)
-    starts[1:] = (sh[1:] != sh[:-1]) | (sl[1:] != sl[:-1])
-    firsts = order[starts]
+    first, at = group(hi, lo)
     texts = np.array(
-        [ip_text(h, low) for h, low in zip(hi[firsts].tolist(), lo[firsts].tolist(), strict=True)],
+        [ip_text(h, low) for h, low in zip(hi[first].tolist(), lo[first].tolist(), strict=True)],
         dtype=object,
     )
-    at = np.empty(n, dtype=np.int64)
-    at[order] = np.cumsum(starts) - 1
     return texts[at].tolist()
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.flows import FEATURES, FlowRecords
+from engine.flows import FEATURES, FlowRecords, group
 
 SCHEMA_VERSION = 1
 
@@ -67,18 +67,15 @@ def flow_rows(records: FlowRecords, source: str) -> list[tuple[Any, ...]]:
     ):
         # flows repeat their feature values (lone SYNs are all alike): each distinct
         # row of values is written once, told apart by the values' exact bits
-        bits = np.stack(
-            [
+        first, at = group(
+            *(
                 f.astype(np.int64 if f.dtype.kind in "iu" else np.float64).view(np.uint64)
                 for f in features
-            ],
-            1,
+            )
         )
-        rows = bits.view(np.dtype((np.void, bits.dtype.itemsize * bits.shape[1]))).ravel()
-        _, first, at = np.unique(rows, return_index=True, return_inverse=True)
         texts = [_texts(f[first]) for f in features]
         distinct = [_FEATURES_JSON % values for values in zip(*texts, strict=True)]
-        feats = np.array(distinct, dtype=object)[at.reshape(-1)].tolist()
+        feats = np.array(distinct, dtype=object)[at].tolist()
     else:  # NaN or infinity (or a column of another kind): JSON's own spelling
         feats = [
             json.dumps(dict(zip(FEATURES, values, strict=True)), separators=(",", ":"))

@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.decode import KIND_ARP, KIND_IP, DecodedBatch
 from engine.events import Detection, FlowKey
-from engine.flows import FlowRecords, community_id, ip_text
+from engine.flows import FlowRecords, community_id, group, ip_text
 from engine.windowing import hash64_array
 
 NS = 1_000_000_000
@@ -36,17 +36,6 @@ def address_hash(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         return hash64_array(
             hash64_array(np.asarray(hi, dtype=np.uint64)) ^ np.asarray(lo, dtype=np.uint64)
         )
-
-
-def group(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Group rows by the tuple of columns: (index of one row per group, group of each row)."""
-    n = len(columns[0])
-    if n == 0:
-        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
-    stacked = np.ascontiguousarray(np.stack([np.asarray(c).astype(np.uint64) for c in columns], 1))
-    keys = stacked.view(np.dtype((np.void, stacked.dtype.itemsize * stacked.shape[1]))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    return first, inverse.ravel()
 
 
 class AddressSet:

@@ -19,6 +19,7 @@ from engine.flows import (
     FlowTableConfig,
     community_id,
     community_ids,
+    group,
     ip_text,
     ip_texts,
 )
@@ -585,3 +586,13 @@ def test_ip_text_takes_row_halves_as_numpy_integers() -> None:
     hi, lo = np.uint64(int(v6) >> 64), np.uint64(int(v6) & (2**64 - 1))
     assert ip_text(hi, lo) == "2001:db8::c5:8f1e"
     assert ip_text(np.uint64(0), np.uint64(0xFFFF_C0A8_0001)) == "192.168.0.1"
+
+
+def test_group_orders_groups_by_the_rows_bytes_and_keeps_first_rows() -> None:
+    # 256 is 00 01 ... in little-endian bytes and 1 is 01 00 ...: 256's group first,
+    # as sorting the rows as raw records would put it
+    first, inverse = group(np.array([1, 256, 1, 256, 7]), np.array([5, 5, 5, 6, 0]))
+    assert first.tolist() == [1, 3, 0, 4]
+    assert inverse.tolist() == [2, 0, 2, 1, 3]
+    empty_first, empty_inverse = group(np.zeros(0, np.uint64))
+    assert empty_first.shape == empty_inverse.shape == (0,)
