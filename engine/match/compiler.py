@@ -13,8 +13,10 @@ comparisons admit (see docs/matching.md).
 from __future__ import annotations
 
 import bisect
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -30,6 +32,7 @@ from engine.match.conditions import (
 from engine.match.kernels import SHORT_BYTE, SHORT_BYTE_FOLDED, SHORT_PAIR, SHORT_PAIR_FOLDED
 from engine.match.literals import LiteralDatabase, compile_literals
 from engine.match.payload import COMPARE, PayloadRuleError
+from engine.match.portgroups import PortGroups, build_port_groups
 from engine.match.sets import AddressSet, HeaderError, port_bitmap
 from rules import ast
 from rules.variables import VariableTable
@@ -187,6 +190,9 @@ class PatternDatabase:
     lengths: np.ndarray
     rules: list[np.ndarray]
     runs: list[tuple[int, int, int, bool]]  # (pattern id, byte, length, nocase) of one-byte runs
+    # the packet payload's databases by ports (`engine.match.portgroups`); None for
+    # application buffers, which are scanned with `database`
+    groups: PortGroups | None = None
     # `rules` flattened: pattern i's rules are flat[offsets[i] : offsets[i + 1]]
     offsets: np.ndarray = field(init=False)
     flat: np.ndarray = field(init=False)
@@ -665,14 +671,14 @@ def compile_ruleset(
                 host_bits=host_bits,
             )
         )
-    databases = _build_databases(compiled)
+    ports = np.array(port_rows, dtype=bool) if port_rows else np.zeros((0, 65536), dtype=bool)
+    databases = _build_databases(compiled, ports)
     slow_all = [r for r in compiled if r.fast_pattern is None]
     # slow-path rules gated by an address list (IP reputation lists) are looked up
     # through one interval index instead of being tested one by one
     gated = [r for r in slow_all if r.src is not None or r.dst is not None]
     slow = [r.index for r in slow_all if r.src is None and r.dst is None]
     address_index = AddressIndex.build(gated)
-    ports = np.array(port_rows, dtype=bool) if port_rows else np.zeros((0, 65536), dtype=bool)
     confirm = _build_confirm(compiled)
     return CompiledRuleset(
         rules=compiled,
@@ -741,7 +747,9 @@ def _csr(lists: Sequence[Sequence[int] | np.ndarray]) -> tuple[np.ndarray, np.nd
     return offsets, flat
 
 
-def _build_databases(rules: list[CompiledRule]) -> dict[str, PatternDatabase]:
+def _build_databases(
+    rules: list[CompiledRule], port_sets: np.ndarray
+) -> dict[str, PatternDatabase]:
     by_buffer: dict[str, dict[tuple[bytes, bool], list[int]]] = {}
     for r in rules:
         fp = r.fast_pattern
@@ -750,6 +758,11 @@ def _build_databases(rules: list[CompiledRule]) -> dict[str, PatternDatabase]:
         key = (fp.pattern.lower() if fp.nocase else fp.pattern, fp.nocase)
         by_buffer.setdefault(fp.buffer, {}).setdefault(key, []).append(r.index)
     out: dict[str, PatternDatabase] = {}
+    # the databases to compile: (expressions, pattern ids, caseless flags, whether
+    # with the single-match one) each; port groups fall back on their buffer's whole
+    # database for the single-match scans of a flood of hits
+    jobs: list[tuple[list[bytes], list[int], list[bool], bool]] = []
+    compiles: list[PatternDatabase] = []  # the databases with literals, in job order
     for buffer, patterns in by_buffer.items():
         keys = list(patterns)
         # a pattern of one repeated byte matches at every offset of a long run of it
@@ -757,16 +770,37 @@ def _build_databases(rules: list[CompiledRule]) -> dict[str, PatternDatabase]:
         runs = [(i, p[0], len(p), nocase) for i, (p, nocase) in enumerate(keys) if len(set(p)) == 1]
         run_ids = {i for i, *_ in runs}
         literal = [i for i in range(len(keys)) if i not in run_ids]
-        db = None
-        if literal:
-            db = compile_literals(
-                [_escape(keys[i][0]) for i in literal], literal, [keys[i][1] for i in literal]
-            )
-        out[buffer] = PatternDatabase(
+        groups = None
+        if buffer in PAYLOAD_BUFFERS and literal:
+            headers = [
+                []
+                if i in run_ids
+                else [
+                    (r.protocols, r.sport_set, r.dport_set, r.bidirectional or r.replies)
+                    for r in (rules[k] for k in patterns[key])
+                ]
+                for i, key in enumerate(keys)
+            ]
+            groups = build_port_groups(headers, port_sets)
+        db = out[buffer] = PatternDatabase(
             buffer=buffer,
-            database=db,
+            database=None,
             lengths=np.array([len(p) for p, _ in keys], dtype=np.int64),
             rules=[np.array(patterns[k], dtype=np.int64) for k in keys],
             runs=runs,
+            groups=groups,
         )
+        if literal:
+            compiles.append(db)
+            for ids in [literal] + ([m.tolist() for m in groups.members] if groups else []):
+                expressions = [_escape(keys[i][0]) for i in ids]
+                jobs.append((expressions, ids, [keys[i][1] for i in ids], ids is literal))
+    # compiled on as many threads as there are cores: libhs compiles without holding
+    # the interpreter lock
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        compiled = iter(list(pool.map(lambda job: compile_literals(*job[:3], single=job[3]), jobs)))
+    for db in compiles:
+        db.database = next(compiled)
+        if db.groups is not None:
+            db.groups.databases = [next(compiled) for _ in db.groups.members]
     return out

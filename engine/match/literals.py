@@ -52,7 +52,8 @@ class Hits:
 
 class LiteralDatabase(ABC):
     """Literals (escaped for Hyperscan, each with an id and a caseless flag) compiled
-    twice: once reporting every occurrence, once reporting each pattern once per scan."""
+    twice: once reporting every occurrence, once reporting each pattern once per scan
+    (unless made with `single=False`, which leaves `first_hits` out)."""
 
     engine: Engine
 
@@ -70,15 +71,21 @@ class LiteralDatabase(ABC):
 
 
 def compile_literals(
-    expressions: list[bytes], ids: list[int], caseless: list[bool], engine: Engine | None = None
+    expressions: list[bytes],
+    ids: list[int],
+    caseless: list[bool],
+    engine: Engine | None = None,
+    *,
+    single: bool = True,
 ) -> LiteralDatabase:
     """The database for `expressions`, through the system libhs when it loads (or
-    `engine` asks for it), else through the `hyperscan` package."""
+    `engine` asks for it), else through the `hyperscan` package; without `single`,
+    only the database reporting every occurrence is compiled."""
     if engine is None:
         engine = "libhs" if _libhs() is not None else "binding"
     if engine == "libhs":
-        return _LibhsDatabase(expressions, ids, caseless)
-    return _BindingDatabase(expressions, ids, caseless)
+        return _LibhsDatabase(expressions, ids, caseless, single)
+    return _BindingDatabase(expressions, ids, caseless, single)
 
 
 # ---- the system libhs, called through ctypes --------------------------------------
@@ -173,7 +180,9 @@ def _release(lib: _Libhs, handles: list[tuple[int, int]]) -> None:
 class _LibhsDatabase(LiteralDatabase):
     engine: Engine = "libhs"
 
-    def __init__(self, expressions: list[bytes], ids: list[int], caseless: list[bool]) -> None:
+    def __init__(
+        self, expressions: list[bytes], ids: list[int], caseless: list[bool], single: bool = True
+    ) -> None:
         lib = _libhs()
         if lib is None:
             raise LiteralScanError("libhs cannot be loaded")
@@ -181,13 +190,15 @@ class _LibhsDatabase(LiteralDatabase):
         flags = [_FLAG_CASELESS if c else 0 for c in caseless]
         self._all, self._all_scratch = self._build(expressions, ids, flags)
         handles = [(self._all, self._all_scratch)]
-        try:
-            single = [f | _FLAG_SINGLEMATCH for f in flags]
-            self._single, self._single_scratch = self._build(expressions, ids, single)
-        except LiteralScanError:
-            _release(lib, handles)
-            raise
-        handles.append((self._single, self._single_scratch))
+        self._single = self._single_scratch = 0
+        if single:
+            try:
+                once = [f | _FLAG_SINGLEMATCH for f in flags]
+                self._single, self._single_scratch = self._build(expressions, ids, once)
+            except LiteralScanError:
+                _release(lib, handles)
+                raise
+            handles.append((self._single, self._single_scratch))
         weakref.finalize(self, _release, lib, handles)
 
     def _build(self, expressions: list[bytes], ids: list[int], flags: list[int]) -> tuple[int, int]:
@@ -243,6 +254,8 @@ class _LibhsDatabase(LiteralDatabase):
     def first_hits(
         self, data: np.ndarray, cstart: np.ndarray, lens: np.ndarray, lo: int, hi: int
     ) -> tuple[np.ndarray, np.ndarray]:
+        if not self._single:
+            raise LiteralScanError("compiled without its single-match database")
         capacity = 64 * (hi - lo) + 64
         while True:
             out = np.empty(3 + 2 * capacity, dtype=np.int64)
@@ -273,18 +286,22 @@ class _LibhsDatabase(LiteralDatabase):
 class _BindingDatabase(LiteralDatabase):
     engine: Engine = "binding"
 
-    def __init__(self, expressions: list[bytes], ids: list[int], caseless: list[bool]) -> None:
+    def __init__(
+        self, expressions: list[bytes], ids: list[int], caseless: list[bool], single: bool = True
+    ) -> None:
         flags = [hyperscan.HS_FLAG_CASELESS if c else 0 for c in caseless]
+        self._single: hyperscan.Database | None = None
         try:
             self._all = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             self._all.compile(expressions=expressions, ids=ids, elements=len(ids), flags=flags)
-            self._single = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            self._single.compile(
-                expressions=expressions,
-                ids=ids,
-                elements=len(ids),
-                flags=[f | hyperscan.HS_FLAG_SINGLEMATCH for f in flags],
-            )
+            if single:
+                self._single = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+                self._single.compile(
+                    expressions=expressions,
+                    ids=ids,
+                    elements=len(ids),
+                    flags=[f | hyperscan.HS_FLAG_SINGLEMATCH for f in flags],
+                )
         except hyperscan.error as error:
             raise LiteralScanError(f"hyperscan compile failed: {error}") from error
 
@@ -315,6 +332,8 @@ class _BindingDatabase(LiteralDatabase):
             segs.append(current[0])
             ids.append(pid)
 
+        if self._single is None:
+            raise LiteralScanError("compiled without its single-match database")
         scan = self._single.scan
         for i in range(lo, hi):
             s = int(cstart[i])

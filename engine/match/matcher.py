@@ -12,6 +12,7 @@ thresholds and windows see packets as they came.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -450,6 +451,7 @@ def _buffer_hits(
     arr: np.ndarray,
     cstart: np.ndarray,
     lens: np.ndarray,
+    fallback: LiteralDatabase | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(buffer, pattern) of each hit lying wholly inside one of the concatenated
     buffers (buffer `i` is `arr[cstart[i] : cstart[i] + lens[i]]`), in buffer order,
@@ -457,8 +459,9 @@ def _buffer_hits(
 
     Buffers are scanned in chunks of `_CHUNK`; a chunk whose hits run past a budget
     (a pattern repeated all over a payload, such as "AAAA" in padding) is scanned
-    again one buffer at a time reporting each pattern once, so the cost stays
-    bounded by buffers times patterns, not by occurrences.
+    again one buffer at a time reporting each pattern once (with `fallback`, a
+    database of the same patterns or more, when given), so the cost stays bounded
+    by buffers times patterns, not by occurrences.
     """
     seg_parts: list[np.ndarray] = []
     pid_parts: list[np.ndarray] = []
@@ -470,7 +473,7 @@ def _buffer_hits(
         end_at = int(cstart[hi - 1] + lens[hi - 1])
         found = database.hits(arr, base, end_at, _HITS_PER_BUFFER * (hi - lo))
         if not found.complete:
-            seg, pid = database.first_hits(arr, cstart, lens, lo, hi)
+            seg, pid = (fallback or database).first_hits(arr, cstart, lens, lo, hi)
             reported += pid.shape[0]
             seg_parts.append(seg)
             pid_parts.append(pid)
@@ -931,7 +934,7 @@ class Matcher:
         cand_rules: list[np.ndarray] = []
         db = rs.databases.get("pkt_data")
         if db is not None:
-            r, k = self._prefilter_payloads(batch.data, pstart, plen, db)
+            r, k = self._prefilter_payloads(batch.data, pstart, plen, db, rows)
             cand_rows.append(r)
             cand_rules.append(k)
         for name, adb in rs.databases.items():
@@ -1211,21 +1214,39 @@ class Matcher:
 
     # ------------------------------------------------------------------
     def _prefilter_payloads(
-        self, data: np.ndarray, pstart: np.ndarray, plen: np.ndarray, db: Any
+        self, data: np.ndarray, pstart: np.ndarray, plen: np.ndarray, db: Any, rows: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         sel = np.nonzero(plen > 0)[0]
         if sel.shape[0] == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        groups = db.groups
+        if groups is None:
+            lens = plen[sel].astype(np.int64)
+            # the payloads, concatenated and scanned in place
+            arr, cstart = _gathered(data, pstart[sel].astype(np.int64), lens)
+            return self._hits_to_candidates(arr, cstart, lens, sel, db)
+        # each payload scanned with the databases of its protocol and ports: the
+        # payloads sorted by them, so that each database scans one stretch
+        first, second = groups.route(rows["proto"][sel], rows["sport"][sel], rows["dport"][sel])
+        order = np.lexsort((second, first))
+        sel, first, second = sel[order], first[order], second[order]
         lens = plen[sel].astype(np.int64)
-        # the payloads, concatenated and scanned in place
         arr, cstart = _gathered(data, pstart[sel].astype(np.int64), lens)
-        return self._hits_to_candidates(arr, cstart, lens, sel, db)
+        return self._hits_to_candidates(arr, cstart, lens, sel, db, (first, second))
 
     def _hits_to_candidates(
-        self, arr: np.ndarray, cstart: np.ndarray, lens: np.ndarray, sel: np.ndarray, db: Any
+        self,
+        arr: np.ndarray,
+        cstart: np.ndarray,
+        lens: np.ndarray,
+        sel: np.ndarray,
+        db: Any,
+        routes: tuple[np.ndarray, ...] = (),
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate (row, rule) pairs from one scan of the concatenated buffers
-        (`_buffer_hits`) and the run-length kernel."""
+        """Candidate (row, rule) pairs from scans of the concatenated buffers
+        (`_buffer_hits`) and the run-length kernel: one scan with `db.database`, or,
+        given `routes` (arrays of port-group databases, -1 for none, by which the
+        buffers are sorted), buffer `i` scanned with each `route[i]`."""
         seg_parts: list[np.ndarray] = []
         pid_parts: list[np.ndarray] = []
         if db.runs:
@@ -1234,14 +1255,33 @@ class Matcher:
             ):
                 seg_parts.append(seg)
                 pid_parts.append(np.full(seg.shape[0], pid, dtype=np.int64))
-        if db.database is not None:
-            seg, pid, found = _buffer_hits(db.database, db.lengths, arr, cstart, lens)
+        spans = [] if routes else [(db.database, 0, cstart.shape[0])]
+        for route in routes:
+            starts = np.flatnonzero(np.diff(route)) + 1
+            bounds = [0, *starts.tolist(), route.shape[0]]
+            spans += [
+                (db.groups.databases[g], lo, hi)
+                for lo, hi in itertools.pairwise(bounds)
+                if (g := int(route[lo])) >= 0
+            ]
+        for database, lo, hi in spans:
+            if database is None:
+                continue
+            seg, pid, found = _buffer_hits(
+                database, db.lengths, arr, cstart[lo:hi], lens[lo:hi], db.database
+            )
             self.stats.prefilter_hits += found
-            seg_parts.append(seg)
+            seg_parts.append(seg + lo)
             pid_parts.append(pid)
         if not seg_parts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return _rule_pairs(sel, np.concatenate(seg_parts), np.concatenate(pid_parts), db)
+        seg, pid = np.concatenate(seg_parts), np.concatenate(pid_parts)
+        if len(routes) > 1:
+            # a pattern both scans of a buffer report gives its rules once: `_rule_pairs`
+            # drops the repeats of a buffer's hits that come in buffer order
+            order = np.argsort(seg, kind="stable")
+            seg, pid = seg[order], pid[order]
+        return _rule_pairs(sel, seg, pid, db)
 
     def _prefilter_buffers(
         self, buffered: list[tuple[int, dict[str, bytes]]], name: str, db: Any
