@@ -12,10 +12,16 @@ callback. Both give the same hits (`tests/engine/match/test_literals.py` compare
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import hashlib
+import os
+import tempfile
+import time
 import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, cast
 
 import hyperscan
@@ -123,6 +129,23 @@ class _Libhs:
         self.scan = library.hs_scan
         self.scan.argtypes = (vp, vp, uint, uint, vp, vp, vp)
         self.scan.restype = ctypes.c_int
+        self.serialize = library.hs_serialize_database
+        self.serialize.argtypes = (
+            vp,
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.POINTER(ctypes.c_size_t),
+        )
+        self.serialize.restype = ctypes.c_int
+        self.deserialize = library.hs_deserialize_database
+        self.deserialize.argtypes = (ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(vp))
+        self.deserialize.restype = ctypes.c_int
+        version = library.hs_version
+        version.restype = ctypes.c_char_p
+        self.version: bytes = version() or b""
+        # hs_serialize_database allocates with the C library's malloc
+        self.free = ctypes.CDLL(None).free
+        self.free.argtypes = (vp,)
+        self.free.restype = None
 
 
 _LOADED: list[_Libhs | None] = []
@@ -171,6 +194,94 @@ def _record_first(pattern, _from, _to, _flags, context):
     return 0
 
 
+#: Where compiled databases are kept between runs: `SHRIKE_HS_CACHE` (empty: keep
+#: none), else `$XDG_CACHE_HOME/shrike/hyperscan` (`~/.cache/...`).
+CACHE_ENV = "SHRIKE_HS_CACHE"
+#: Cached databases unused for this long are removed when another is stored.
+CACHE_MAX_AGE = 30 * 86400
+
+
+def cache_dir() -> Path | None:
+    """The database cache's folder, None when turned off."""
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen is not None:
+        return Path(chosen) if chosen else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "shrike" / "hyperscan"
+
+
+@dataclass(frozen=True, slots=True)
+class _DatabaseCache:
+    """One database's place in the cache, named by a hash of everything that makes it:
+    libhs's version, the mode, and each pattern's expression, id and flags. libhs
+    refuses a database built for another version or CPU (`hs_deserialize_database`
+    checks both); any file it refuses, or that cannot be read, is compiled afresh and
+    replaced. Compiling a ruleset's databases is most of a second for the Snort 3
+    community rules; loading them, milliseconds (as Suricata's `sgh-mpm-caching`)."""
+
+    lib: _Libhs
+    path: Path
+
+    @classmethod
+    def open(
+        cls, lib: _Libhs, expressions: list[bytes], ids: list[int], flags: list[int]
+    ) -> _DatabaseCache | None:
+        folder = cache_dir()
+        if folder is None:
+            return None
+        h = hashlib.sha256()
+        h.update(lib.version + b"\0" + str(_MODE_BLOCK).encode())
+        for expression, pid, flag in zip(expressions, ids, flags, strict=True):
+            h.update(b"\0%d\0%d\0%d\0" % (pid, flag, len(expression)) + expression)
+        return cls(lib, folder / f"{h.hexdigest()}.hsdb")
+
+    def load(self) -> ctypes.c_void_p | None:
+        try:
+            blob = self.path.read_bytes()
+            os.utime(self.path)  # in use: not to be pruned
+        except OSError:
+            return None
+        database = ctypes.c_void_p()
+        if self.lib.deserialize(blob, len(blob), ctypes.byref(database)) != _SUCCESS:
+            return None
+        return database
+
+    def store(self, database: ctypes.c_void_p) -> None:
+        """Write the database (a cache that cannot be written is left alone)."""
+        blob = ctypes.c_void_p()
+        size = ctypes.c_size_t()
+        if self.lib.serialize(database, ctypes.byref(blob), ctypes.byref(size)) != _SUCCESS:
+            return
+        try:
+            data = ctypes.string_at(blob, size.value)
+        finally:
+            self.lib.free(blob)
+        temporary = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.replace(temporary, self.path)  # whole or not at all, for concurrent runs
+            temporary = None
+            _prune(self.path.parent)
+        except OSError:
+            return
+        finally:
+            if temporary is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+
+
+def _prune(folder: Path) -> None:
+    """Remove cached databases not used for `CACHE_MAX_AGE`."""
+    old = time.time() - CACHE_MAX_AGE
+    for path in folder.glob("*.hsdb"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < old:
+                path.unlink()
+
+
 def _release(lib: _Libhs, handles: list[tuple[int, int]]) -> None:
     for database, scratch in handles:
         lib.free_scratch(scratch)
@@ -203,6 +314,23 @@ class _LibhsDatabase(LiteralDatabase):
 
     def _build(self, expressions: list[bytes], ids: list[int], flags: list[int]) -> tuple[int, int]:
         lib = self._lib
+        cache = _DatabaseCache.open(lib, expressions, ids, flags)
+        database = cache.load() if cache is not None else None
+        if database is None:
+            database = self._compile(expressions, ids, flags)
+            if cache is not None:
+                cache.store(database)
+        scratch = ctypes.c_void_p()
+        status = lib.alloc_scratch(database, ctypes.byref(scratch))
+        if status != _SUCCESS:
+            lib.free_database(database)
+            raise LiteralScanError(f"hs_alloc_scratch failed with status {status}")
+        return int(database.value or 0), int(scratch.value or 0)
+
+    def _compile(
+        self, expressions: list[bytes], ids: list[int], flags: list[int]
+    ) -> ctypes.c_void_p:
+        lib = self._lib
         n = len(expressions)
         database = ctypes.c_void_p()
         error = ctypes.POINTER(HsCompileError)()
@@ -226,12 +354,7 @@ class _LibhsDatabase(LiteralDatabase):
                     reason += f" (pattern {ids[where]}: {expressions[where]!r})"
                 lib.free_error(error)
             raise LiteralScanError(f"hs_compile_multi failed: {reason}")
-        scratch = ctypes.c_void_p()
-        status = lib.alloc_scratch(database, ctypes.byref(scratch))
-        if status != _SUCCESS:
-            lib.free_database(database)
-            raise LiteralScanError(f"hs_alloc_scratch failed with status {status}")
-        return int(database.value or 0), int(scratch.value or 0)
+        return database
 
     def hits(self, data: np.ndarray, start: int, end: int, budget: int) -> Hits:
         out = np.empty(2 + 2 * budget, dtype=np.int64)

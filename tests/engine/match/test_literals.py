@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -105,3 +109,60 @@ def test_without_libhs_the_package_is_used(monkeypatch: pytest.MonkeyPatch) -> N
     assert db.engine == "binding"
     found = db.hits(_buffer(b"GET GET "), 0, 8, 10)
     assert found.ids.tolist() == [0, 0] and found.ends.tolist() == [4, 8]
+
+
+def _hits(db: literals.LiteralDatabase) -> list[tuple[int, int]]:
+    data = _buffer(b"xxGET / HTTP/1.1\r\nHOST: a\r\n\x00\x01\x00\x01\x00abababGET ")
+    found = db.hits(data, 0, data.shape[0], 100)
+    return list(zip(found.ids.tolist(), found.ends.tolist(), strict=True))
+
+
+def test_a_compiled_database_is_loaded_from_the_cache_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _engines()
+    monkeypatch.setenv(literals.CACHE_ENV, str(tmp_path))
+    expected = _hits(_database("libhs"))
+    assert len(list(tmp_path.glob("*.hsdb"))) == 2  # every occurrence, and once per scan
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("compiled although cached")
+
+    with monkeypatch.context() as m:
+        m.setattr(literals._LibhsDatabase, "_compile", refuse)
+        assert _hits(_database("libhs")) == expected
+        # another flag is another database
+        with pytest.raises(AssertionError, match="compiled although cached"):
+            compile_literals([_escape(p) for p in PATTERNS], IDS, [True] * 4, "libhs")
+
+
+def test_a_damaged_cache_file_is_compiled_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _engines()
+    monkeypatch.setenv(literals.CACHE_ENV, str(tmp_path))
+    expected = _hits(_database("libhs"))
+    files = sorted(tmp_path.glob("*.hsdb"))
+    good = [f.read_bytes() for f in files]
+    for f in files:
+        f.write_bytes(b"not a database")
+    assert _hits(_database("libhs")) == expected
+    assert [f.read_bytes() for f in files] == good  # replaced by the fresh compile
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_cache_is_off_when_set_empty_and_prunes_unused_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _engines()
+    monkeypatch.setenv(literals.CACHE_ENV, "")
+    assert literals.cache_dir() is None
+    _database("libhs")
+    monkeypatch.setenv(literals.CACHE_ENV, str(tmp_path))
+    stale = tmp_path / ("0" * 64 + ".hsdb")
+    stale.write_bytes(b"old")
+    old = time.time() - literals.CACHE_MAX_AGE - 60
+    os.utime(stale, (old, old))
+    _database("libhs")
+    assert not stale.exists()
+    assert len(list(tmp_path.glob("*.hsdb"))) == 2
