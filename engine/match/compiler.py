@@ -792,9 +792,10 @@ def _build_databases(
         )
         if literal:
             compiles.append(db)
-            for ids in [literal] + ([m.tolist() for m in groups.members] if groups else []):
+            sets = [literal] + ([m.tolist() for m in groups.members] if groups else [])
+            for k, ids in enumerate(sets):
                 expressions = [_escape(keys[i][0]) for i in ids]
-                jobs.append((expressions, ids, [keys[i][1] for i in ids], ids is literal))
+                jobs.append((expressions, ids, [keys[i][1] for i in ids], k == 0))
     # compiled on as many threads as there are cores: libhs compiles without holding
     # the interpreter lock
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

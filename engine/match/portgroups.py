@@ -152,11 +152,11 @@ def build_port_groups(
     firsts, seconds = _merge(wanted[0]), _merge(wanted[1])
     members = firsts.members + seconds.members
 
-    def index(key: tuple[int, bytes] | None) -> int:
-        if key is None:
+    def index(wanted_key: tuple[int, bytes] | None) -> int:
+        if wanted_key is None:
             return -1
-        second, bits = key
-        return seconds.of[bits] + len(firsts.members) if second else firsts.of[bits]
+        second, key = wanted_key
+        return seconds.of[key] + len(firsts.members) if second else firsts.of[key]
 
     lookup = np.vectorize(index, otypes=[np.int64])
     return PortGroups(
