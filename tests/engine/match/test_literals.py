@@ -117,13 +117,19 @@ def _hits(db: literals.LiteralDatabase) -> list[tuple[int, int]]:
     return list(zip(found.ids.tolist(), found.ends.tolist(), strict=True))
 
 
-def test_a_compiled_database_is_loaded_from_the_cache_next_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty database cache of the test's own."""
     _engines()
     monkeypatch.setenv(literals.CACHE_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_a_compiled_database_is_loaded_from_the_cache_next_time(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     expected = _hits(_database("libhs"))
-    assert len(list(tmp_path.glob("*.hsdb"))) == 2  # every occurrence, and once per scan
+    assert len(list(cache.glob("*.hsdb"))) == 2  # every occurrence, and once per scan
 
     def refuse(*_args: object) -> None:
         raise AssertionError("compiled although cached")
@@ -136,33 +142,29 @@ def test_a_compiled_database_is_loaded_from_the_cache_next_time(
             compile_literals([_escape(p) for p in PATTERNS], IDS, [True] * 4, "libhs")
 
 
-def test_a_damaged_cache_file_is_compiled_afresh(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _engines()
-    monkeypatch.setenv(literals.CACHE_ENV, str(tmp_path))
+def test_a_damaged_cache_file_is_compiled_afresh(cache: Path) -> None:
     expected = _hits(_database("libhs"))
-    files = sorted(tmp_path.glob("*.hsdb"))
+    files = sorted(cache.glob("*.hsdb"))
     good = [f.read_bytes() for f in files]
     for f in files:
         f.write_bytes(b"not a database")
     assert _hits(_database("libhs")) == expected
     assert [f.read_bytes() for f in files] == good  # replaced by the fresh compile
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(cache.glob("*.tmp"))
 
 
 def test_the_cache_is_off_when_set_empty_and_prunes_unused_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _engines()
-    monkeypatch.setenv(literals.CACHE_ENV, "")
-    assert literals.cache_dir() is None
-    _database("libhs")
-    monkeypatch.setenv(literals.CACHE_ENV, str(tmp_path))
-    stale = tmp_path / ("0" * 64 + ".hsdb")
+    with monkeypatch.context() as m:
+        m.setenv(literals.CACHE_ENV, "")
+        assert literals.cache_dir() is None
+        _database("libhs")
+    assert not list(cache.iterdir())
+    stale = cache / ("0" * 64 + ".hsdb")
     stale.write_bytes(b"old")
     old = time.time() - literals.CACHE_MAX_AGE - 60
     os.utime(stale, (old, old))
     _database("libhs")
     assert not stale.exists()
-    assert len(list(tmp_path.glob("*.hsdb"))) == 2
+    assert len(list(cache.glob("*.hsdb"))) == 2
