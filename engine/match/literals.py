@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import logging
 import os
 import tempfile
 import time
@@ -37,6 +38,8 @@ _SUCCESS = 0
 _SCAN_TERMINATED = -3
 
 Engine = Literal["libhs", "binding"]
+
+log = logging.getLogger(__name__)
 
 
 class LiteralScanError(RuntimeError):
@@ -247,7 +250,8 @@ class _DatabaseCache:
         return database
 
     def store(self, database: ctypes.c_void_p) -> None:
-        """Write the database (a cache that cannot be written is left alone)."""
+        """Write the database. A cache folder that cannot be written is said once, on
+        the log, and the run goes on compiling."""
         blob = ctypes.c_void_p()
         size = ctypes.c_size_t()
         if self.lib.serialize(database, ctypes.byref(blob), ctypes.byref(size)) != _SUCCESS:
@@ -265,12 +269,24 @@ class _DatabaseCache:
             os.replace(temporary, self.path)  # whole or not at all, for concurrent runs
             temporary = None
             _prune(self.path.parent)
-        except OSError:
-            return
+        except OSError as error:
+            if self.path.parent not in _UNWRITABLE:
+                _UNWRITABLE.add(self.path.parent)
+                log.warning(
+                    "Hyperscan database cache %s cannot be written (%s): compiling "
+                    "every run; set %s to another folder, or empty to keep none",
+                    self.path.parent,
+                    error,
+                    CACHE_ENV,
+                )
         finally:
             if temporary is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
+
+
+#: Cache folders already reported unwritable.
+_UNWRITABLE: set[Path] = set()
 
 
 def _prune(folder: Path) -> None:

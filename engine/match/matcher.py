@@ -1276,7 +1276,7 @@ class Matcher:
         if not seg_parts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         seg, pid = np.concatenate(seg_parts), np.concatenate(pid_parts)
-        if len(routes) > 1:
+        if len(routes) > 1 and (routes[1] >= 0).any():
             # a pattern both scans of a buffer report gives its rules once: `_rule_pairs`
             # drops the repeats of a buffer's hits that come in buffer order
             order = np.argsort(seg, kind="stable")

@@ -168,3 +168,18 @@ def test_the_cache_is_off_when_set_empty_and_prunes_unused_files(
     _database("libhs")
     assert not stale.exists()
     assert len(list(cache.glob("*.hsdb"))) == 2
+
+
+def test_an_unwritable_cache_is_reported_once_and_databases_still_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _engines()
+    blocked = tmp_path / "a file"
+    blocked.write_bytes(b"")
+    monkeypatch.setenv(literals.CACHE_ENV, str(blocked / "cache"))
+    monkeypatch.setattr(literals, "_UNWRITABLE", set())
+    with caplog.at_level("WARNING", logger=literals.__name__):
+        first = _hits(_database("libhs"))
+        assert _hits(_database("libhs")) == first
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and str(blocked / "cache") in said[0], said
