@@ -50,7 +50,7 @@ def one_run(pcap: str, ruleset: str, limit: int | None, workers: int = 1) -> dic
     from engine.match.loading import default_variables
     from engine.match.stream import BatchResult, checksum_validator, iter_matches
     from engine.match.workers import iter_matches_sharded
-    from engine.pipeline import PacketPathStats, freeze_startup_heap
+    from engine.pipeline import PacketPathStats, freeze_startup_heap, keep_batch_memory
     from engine.sources import open_source
 
     checksums = checksum_validator("all")
@@ -92,6 +92,7 @@ def one_run(pcap: str, ruleset: str, limit: int | None, workers: int = 1) -> dic
 
         matcher.inspector = Inspector()
     freeze_startup_heap()  # as `shrike run` does before the packets flow
+    keep_batch_memory()
     t0 = time.perf_counter()
     with open_source("pcap", pcap) as source:
         sharded = None

@@ -30,7 +30,7 @@ from engine.match.compiler import CompiledRuleset
 from engine.match.loading import default_variables
 from engine.match.stream import BatchResult, checksum_validator, iter_matches
 from engine.match.workers import WorkerError, host_state_rules, iter_matches_sharded
-from engine.pipeline import PacketPathStats, freeze_startup_heap
+from engine.pipeline import PacketPathStats, freeze_startup_heap, keep_batch_memory
 from engine.sinks import Sink, SinkError, open_sink
 from engine.sources import SOURCE_KINDS, open_source
 from engine.store import FlowStore, StoreError
@@ -254,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     args.eve_writer = EveWriter(args.eve) if args.eve else None
     freeze_startup_heap()
+    keep_batch_memory()
     targets = [("pcap", f) for f in args.pcap] if args.pcap else [(args.source, args.input)]
     status = 0
     sink: Sink = args.sink

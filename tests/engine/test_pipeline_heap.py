@@ -1,11 +1,18 @@
 """The start-up heap is frozen before packets flow, out of the cyclic collector's walks,
-which then come less often."""
+which then come less often; each batch's arrays reuse the memory the last one freed."""
 
 from __future__ import annotations
 
 import gc
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
 
-from engine.pipeline import PACKET_PATH_GC_THRESHOLD, freeze_startup_heap
+import pytest
+
+from engine.pipeline import PACKET_PATH_GC_THRESHOLD, freeze_startup_heap, keep_batch_memory
 
 
 def _in_oldest_generation(obj: object) -> bool:
@@ -32,3 +39,68 @@ def test_objects_alive_at_start_up_leave_the_collectors_generations() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+_HEAP_PROBE = """
+import ctypes, json, sys
+import numpy as np
+from engine.pipeline import keep_batch_memory
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd",
+        "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = MallInfo2
+tuned = keep_batch_memory() if sys.argv[1] == "tuned" else None
+before = mallinfo2()
+batch = np.ones(24 << 20, dtype=np.uint8)
+during = mallinfo2()
+del batch
+after = mallinfo2()
+print(json.dumps({
+    "tuned": tuned,
+    "mapped_for_it": during.hblkhd - before.hblkhd,
+    "heap_kept": after.arena - before.arena,
+}))
+"""
+
+
+def _heap_after_one_batch(mode: str) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-c", _HEAP_PROBE, mode],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout
+    return json.loads(out)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="the allocator settings are glibc's",
+)
+def test_batch_sized_arrays_reuse_heap_memory_once_kept() -> None:
+    # as the C allocator comes: a 24 MB array gets a mapping of its own, unmapped on free
+    plain = _heap_after_one_batch("plain")
+    assert plain["mapped_for_it"] >= 24 << 20
+    # kept: it comes from the heap, which holds on to it once freed for the next batch
+    tuned = _heap_after_one_batch("tuned")
+    assert tuned["tuned"] is True
+    assert tuned["mapped_for_it"] == 0
+    assert tuned["heap_kept"] >= 24 << 20
+
+
+def test_numpy_is_told_not_to_ask_for_huge_pages() -> None:
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    before = multiarray._set_madvise_hugepage(True)
+    try:
+        keep_batch_memory()
+        assert multiarray._set_madvise_hugepage(True) is False
+    finally:
+        multiarray._set_madvise_hugepage(before)
