@@ -1639,7 +1639,11 @@ class Matcher:
                 seen[slot] = g
                 last.pop(slot, None)
             if keep_rows:
-                batch_last.setdefault(slot, {})[0 if to_server else 1] = i
+                mine = batch_last.get(slot)
+                if mine is None:
+                    batch_last[slot] = {0 if to_server else 1: i}
+                else:
+                    mine[0 if to_server else 1] = i
             if only_reset:
                 if fresh:
                     end_flow(slot)
