@@ -57,10 +57,10 @@ def keep_batch_memory() -> bool:
     its reassembled copy). glibc serves blocks that large with their own mappings and
     gives them back on free, and trims its heap when much is free at its top; numpy
     asks for transparent huge pages on them, each zeroed whole by the kernel when first
-    touched. On the bench capture with the community rules that was 0.5-0.6 s of
+    touched. On the bench capture with the community rules that was 0.55-0.66 s of
     kernel time in 3.3 s of matching; with numpy's huge-page advice off and blocks up
     to `HEAP_BLOCK_LIMIT` kept in the heap (up to `HEAP_KEEP` of them free, grown
-    `HEAP_GROWTH` at a time) it is 0.16-0.17 s. Worker processes forked afterwards
+    `HEAP_GROWTH` at a time) it is 0.14-0.20 s. Worker processes forked afterwards
     inherit the settings.
     """
     try:
