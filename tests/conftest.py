@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,14 +11,11 @@ import pytest
 def _hyperscan_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Compiled Hyperscan databases are cached in a folder of the session's, not in the
     user's cache (`engine.match.literals.cache_dir`); commands the tests start inherit it."""
-    name = "SHRIKE_HS_CACHE"
-    before = os.environ.get(name)
-    os.environ[name] = str(tmp_path_factory.mktemp("hyperscan-cache"))
-    yield
-    if before is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = before
+    with pytest.MonkeyPatch.context() as patch:
+        # `engine.match.literals.CACHE_ENV`, named here so that collecting the tests
+        # does not load Hyperscan
+        patch.setenv("SHRIKE_HS_CACHE", str(tmp_path_factory.mktemp("hyperscan-cache")))
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -1219,20 +1219,20 @@ class Matcher:
         sel = np.nonzero(plen > 0)[0]
         if sel.shape[0] == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        groups = db.groups
-        if groups is None:
-            lens = plen[sel].astype(np.int64)
-            # the payloads, concatenated and scanned in place
-            arr, cstart = _gathered(data, pstart[sel].astype(np.int64), lens)
-            return self._hits_to_candidates(arr, cstart, lens, sel, db)
-        # each payload scanned with the databases of its protocol and ports: the
-        # payloads sorted by them, so that each database scans one stretch
-        first, second = groups.route(rows["proto"][sel], rows["sport"][sel], rows["dport"][sel])
-        order = np.lexsort((second, first))
-        sel, first, second = sel[order], first[order], second[order]
+        routes: tuple[np.ndarray, ...] = ()
+        if db.groups is not None:
+            # each payload scanned with the databases of its protocol and ports: the
+            # payloads sorted by them, so that each database scans one stretch
+            first, second = db.groups.route(
+                rows["proto"][sel], rows["sport"][sel], rows["dport"][sel]
+            )
+            order = np.lexsort((second, first))
+            sel = sel[order]
+            routes = (first[order], second[order])
         lens = plen[sel].astype(np.int64)
+        # the payloads, concatenated and scanned in place
         arr, cstart = _gathered(data, pstart[sel].astype(np.int64), lens)
-        return self._hits_to_candidates(arr, cstart, lens, sel, db, (first, second))
+        return self._hits_to_candidates(arr, cstart, lens, sel, db, routes)
 
     def _hits_to_candidates(
         self,
