@@ -42,6 +42,16 @@ class PacketBatch:
     linktype: int
     first_index: int = 0
 
+    def __post_init__(self) -> None:
+        # Packets are never written to, and every batch's bytes reach the compiled
+        # kernels as one array type: they specialise on whether an array is writable,
+        # and a source's mapped file is not while a built batch would be, so each
+        # kernel would load a second compiled version partway through a capture.
+        if self.data.flags.writeable:
+            view = self.data.view()
+            view.flags.writeable = False
+            object.__setattr__(self, "data", view)
+
     def __len__(self) -> int:
         return int(self.offsets.shape[0])
 

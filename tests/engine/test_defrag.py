@@ -271,3 +271,26 @@ def test_flow_records_count_the_datagram_not_its_fragments(tmp_path: Path) -> No
     assert (flow["orig_pkts"], flow["orig_ip_bytes"]) == (1, 20 + 8 + 2000)
     assert stats.reassembled == 1 and stats.defrag["fragments"] == 3
     assert stats.later_fragments == 3
+
+
+def test_every_batch_hands_the_kernels_one_array_type(tmp_path: Path) -> None:
+    # the compiled kernels specialise on whether an array is writable: a batch read
+    # from a file, one built from packets and one with reassembled datagrams must not
+    # each load a compiled version of their own
+    import numba
+    from scapy.utils import wrpcap
+
+    whole = IP(src="10.0.0.1", dst="10.0.0.2", id=77) / UDP(sport=7, dport=9) / (b"q" * 1600)
+    frags = [eth() / f for f in fragment(whole, fragsize=800)]
+    pcap = tmp_path / "frags.pcap"
+    wrpcap(str(pcap), frags)
+    with open_source("pcap", str(pcap)) as source:
+        read = source.next_batch()
+    assert read is not None
+    reassembled = Defragmenter().reassemble(decode(read)).batch
+    assert isinstance(reassembled, ReassembledBatch)
+    built = batch(frags)
+    kinds = {str(numba.typeof(b.data)) for b in (read, built, reassembled)}
+    assert len(kinds) == 1, kinds
+    with pytest.raises(ValueError):
+        built.data[0] = 0  # packets are not written to
