@@ -1,7 +1,7 @@
 """Shrike's build: the metadata is in pyproject.toml; this adds the compiled modules.
 
 With mypyc (a build requirement) and a C compiler, the hot pure-Python modules
-below are compiled to C extensions that sit next to their sources; a manifest of
+below (rule front end, inspector, matcher) are compiled to C extensions that sit next to their sources; a manifest of
 their sources' digests goes beside them (`rules/_compiled.json`), and
 `rules/_compiled.py` loads a compiled module only while its sources are
 unchanged.  Compilation is an accelerator: when it is not possible (no
@@ -21,8 +21,25 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
-# Modules that spend the time of `shrike lint`; each behaves the same compiled.
+# Modules that spend the time of `shrike lint` and, after the compiled packet
+# kernels, of matching (`shrike run`): the inspector (reassembly, application
+# parsing), the matcher and rule evaluation. Each behaves the same compiled.
 COMPILED_MODULES = [
+    "engine/events.py",
+    "engine/inspect/config.py",
+    "engine/inspect/detect.py",
+    "engine/inspect/dns.py",
+    "engine/inspect/ftp.py",
+    "engine/inspect/hpack.py",
+    "engine/inspect/http.py",
+    "engine/inspect/http2.py",
+    "engine/inspect/inspector.py",
+    "engine/inspect/smtp.py",
+    "engine/inspect/stream.py",
+    "engine/inspect/tls.py",
+    "engine/match/conditions.py",
+    "engine/match/matcher.py",
+    "engine/match/payload.py",
     "rules/_fast_parser.py",
     "rules/attack/catalog.py",
     "rules/lint/checks/attack.py",

@@ -175,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     names = [n for n in args.rulesets.split(",") if n]
+    sys.path.insert(0, str(ROOT))
+    from rules import _compiled
+
     print(f"capture {args.pcap}, {args.runs} runs each, limit {args.limit or 'none'}")
+    print(f"build: {_compiled.status()}")  # the inspector and matcher run compiled or not
     print(
         f"{'ruleset':<10} {'workers':>7} {'rules':>6} {'compile s':>9} {'packets':>9} "
         f"{'median pps':>11} {'runs pps':<28} {'peak RSS MB':>11} {'alerts':>7} "

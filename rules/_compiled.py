@@ -1,7 +1,7 @@
 """Which of Shrike's modules run compiled, and a guard against compiled code gone stale.
 
 With a C compiler at install time, `setup.py` compiles the hot pure-Python modules
-of the rule front end with mypyc (the list is `COMPILED_MODULES` there) and
+of the rule front end, the inspector and the matcher with mypyc (the list is `COMPILED_MODULES` there) and
 writes a manifest, `_compiled.json`, holding the SHA-256 of each source it
 compiled.  A compiled module sits next to its `.py` file and Python would import
 it first, even after the `.py` changed (an editable install being edited, a
@@ -32,7 +32,7 @@ from types import ModuleType
 MANIFEST = Path(__file__).with_name("_compiled.json")
 PURE_ENV = "SHRIKE_PURE_PYTHON"
 ROOT = Path(__file__).resolve().parent.parent  # the folder holding the `rules` package
-_PACKAGES = ("rules",)  # the packages setup.py compiles modules of
+_PACKAGES = ("rules", "engine")  # the packages setup.py compiles modules of
 
 
 def _source_digest(path: Path) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from typing import ClassVar
 
 from engine.inspect.config import InspectConfig, InspectStats, PacketContext
 from engine.inspect.detect import DNS_PORTS, UNDECIDED, detect_tcp, detect_udp
@@ -82,7 +83,7 @@ class Inspector:
 
     #: The UDP ports whose payloads it parses; of other UDP flows it keeps nothing, so a
     #: caller may instead call `end_flow` on their first packet (a reused slot's state).
-    udp_ports: frozenset[int] = DNS_PORTS
+    udp_ports: ClassVar[frozenset[int]] = DNS_PORTS
 
     def __init__(self, config: InspectConfig | None = None) -> None:
         self.config = config or InspectConfig()
