@@ -329,11 +329,10 @@ _SHARD_K3 = np.uint64(0x94D049BB133111EB)
 
 
 @numba.njit(cache=True)
-def shard_kernel(rows, owners, out):
-    """Per decoded row, the worker its flow goes to: `owners` of the bucket a hash of
-    its two addresses, its ports (TCP, UDP and SCTP only) and its protocol falls in,
-    which both directions share."""
-    m = np.uint64(owners.shape[0])
+def shard_kernel(rows, workers, out):
+    """Per decoded row, the worker its flow goes to: a hash of its two addresses, its
+    ports (TCP, UDP and SCTP only) and its protocol that both directions share."""
+    m = np.uint64(workers)
     for i in range(rows.shape[0]):
         row = rows[i]
         src = row["src"]
@@ -347,4 +346,4 @@ def shard_kernel(rows, owners, out):
         h ^= h >> np.uint64(31)
         h *= _SHARD_K3
         h ^= h >> np.uint64(29)
-        out[i] = owners[h % m]
+        out[i] = h % m

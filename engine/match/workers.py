@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import functools
 import io
 import multiprocessing
 import operator
@@ -84,38 +83,11 @@ def host_state_rules(ruleset: CompiledRuleset) -> list[int]:
     return [r.rule.id for r in ruleset.rules if r.host_bits]
 
 
-#: Hash buckets of flows; each worker owns some (`bucket_owners`).
-BUCKETS = 1024
-#: What merging costs the parent, as a share of the matching all workers do: with two
-#: workers on the bench capture and the community rules, the parent took 0.2-0.25 s of
-#: CPU more than its worker (receiving each batch's alerts and flow records, ordering
-#: and admitting the alerts, joining the records) beside about 4.5 s of matching.
-MERGE_SHARE = 0.05
-
-
-@functools.cache
-def bucket_owners(workers: int) -> np.ndarray:
-    """Bucket -> worker. The parent (worker 0) also merges every worker's results, so
-    it takes fewer flows: a share `(1 - (workers - 1) * MERGE_SHARE) / workers` of the
-    buckets (with two workers 47.5%), which evens out the work if merging costs it
-    `MERGE_SHARE` of the matching; the other workers share the rest evenly."""
-    if workers < 1:
-        raise ValueError("workers must be at least 1")
-    own = round(BUCKETS * max(0.0, 1 - (workers - 1) * MERGE_SHARE) / workers)
-    owners = np.zeros(BUCKETS, dtype=np.int64)
-    if workers > 1:
-        # buckets own..BUCKETS round-robin over workers 1..workers-1
-        owners[own:] = 1 + np.arange(BUCKETS - own) % (workers - 1)
-    owners.flags.writeable = False
-    return owners
-
-
 def flow_shards(rows: np.ndarray, workers: int) -> np.ndarray:
-    """Per decoded row, the worker its flow goes to (`bucket_owners` of a hash of its
-    addresses, its ports (TCP, UDP and SCTP) and its protocol, the same in both
-    directions)."""
+    """Per decoded row, the worker its flow goes to: a hash of its addresses, its ports
+    (TCP, UDP and SCTP) and its protocol, the same in both directions."""
     out = np.empty(rows.shape[0], dtype=np.int64)
-    shard_kernel(rows, bucket_owners(workers), out)
+    shard_kernel(rows, workers, out)
     return out
 
 

@@ -27,13 +27,10 @@ from engine.match import Alert, Matcher, compile_ruleset, load_rules
 from engine.match.loading import default_variables
 from engine.match.stream import BatchResult, checksum_validator, iter_matches
 from engine.match.workers import (
-    BUCKETS,
-    MERGE_SHARE,
     WorkerError,
     _post,
     _recv,
     _send,
-    bucket_owners,
     flow_shards,
     host_state_rules,
     iter_matches_sharded,
@@ -353,16 +350,3 @@ def test_a_bad_checksum_on_a_tunnels_outer_row_spares_no_shard(tmp_path: Path) -
     one = _run(tmp_path / "vxlan.pcap", matcher_for(text), 1)
     two = _run(tmp_path / "vxlan.pcap", matcher_for(text), 2)
     assert _keys(one) == _keys(two) == [(21, n) for n in range(2, 17, 2)]
-
-
-def test_the_parent_owns_fewer_flow_buckets_as_it_also_merges() -> None:
-    assert (bucket_owners(1) == 0).all()
-    for workers in (2, 3, 4, 8):
-        owned = np.bincount(bucket_owners(workers), minlength=workers)
-        assert owned.sum() == BUCKETS and owned.shape[0] == workers
-        assert 0 < owned[0] < owned[1:].min()  # the parent matches too, a little less
-        assert owned[1:].max() - owned[1:].min() <= 1
-    owned = np.bincount(bucket_owners(2))
-    assert abs(owned[0] / BUCKETS - (1 - MERGE_SHARE) / 2) <= 1 / BUCKETS
-    with pytest.raises(ValueError):
-        bucket_owners(0)
