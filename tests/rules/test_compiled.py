@@ -5,12 +5,10 @@ from __future__ import annotations
 import hashlib
 import importlib.machinery
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.compiled_runs import run_json
 
 import rules
 import rules.lint
@@ -136,19 +134,7 @@ print(json.dumps(out))
 @needs_build
 def test_compiled_and_source_modules_parse_and_lint_alike() -> None:
     def run(pure: bool) -> dict[str, object]:
-        env = {k: v for k, v in os.environ.items() if k != _compiled.PURE_ENV}
-        if pure:
-            env[_compiled.PURE_ENV] = "1"
-        done = subprocess.run(
-            [sys.executable, "-c", _LINT_EVERY_FIXTURE, str(ROOT)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            check=True,
-        )
-        result: dict[str, object] = json.loads(done.stdout)
-        return result
+        return run_json(_LINT_EVERY_FIXTURE, [str(ROOT)], pure=pure, cwd=ROOT)
 
     compiled, source = run(pure=False), run(pure=True)
     assert compiled.pop("compiled") is True

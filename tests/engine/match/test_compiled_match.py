@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.compiled_runs import run_json
 
 from rules import _compiled
 
@@ -61,19 +58,8 @@ print(json.dumps(out))
 
 
 def _run(pure: bool, rule_files: list[Path], captures: list[Path]) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if k != _compiled.PURE_ENV}
-    if pure:
-        env[_compiled.PURE_ENV] = "1"
-    done = subprocess.run(
-        [sys.executable, "-c", _MATCH, ",".join(map(str, rule_files)), *map(str, captures)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=True,
-    )
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+    args = [",".join(map(str, rule_files)), *map(str, captures)]
+    return run_json(_MATCH, args, pure=pure, cwd=ROOT)
 
 
 def _same_both_ways(rule_files: list[Path], captures: list[Path]) -> dict[str, object]:
