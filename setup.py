@@ -1,10 +1,10 @@
 """Shrike's build: the metadata is in pyproject.toml; this adds the compiled modules.
 
 With mypyc (a build requirement) and a C compiler, the hot pure-Python modules
-below (rule front end, inspector, matcher) are compiled to C extensions that sit next to their sources; a manifest of
-their sources' digests goes beside them (`rules/_compiled.json`), and
-`rules/_compiled.py` loads a compiled module only while its sources are
-unchanged.  Compilation is an accelerator: when it is not possible (no
+below (rule front end, inspector, matcher) are compiled to C extensions that sit
+next to their sources; a manifest of their sources' digests goes beside them
+(`rules/_compiled.json`), and `rules/_compiled.py` loads a compiled module only
+while its sources are unchanged.  Compilation is an accelerator: when it is not possible (no
 compiler, `SHRIKE_PURE_PYTHON=1` at install time, a mypyc failure) the build
 says why and installs the pure-Python package, which behaves the same.
 """
@@ -23,7 +23,8 @@ from setuptools.command.build_ext import build_ext
 HERE = Path(__file__).resolve().parent
 # Modules that spend the time of `shrike lint` and, after the compiled packet
 # kernels, of matching (`shrike run`): the inspector (reassembly, application
-# parsing), the matcher and rule evaluation. Each behaves the same compiled.
+# parsing), the matcher and rule evaluation. Each behaves the same compiled, but
+# for checking its functions' argument types against their annotations.
 COMPILED_MODULES = [
     "engine/events.py",
     "engine/inspect/config.py",

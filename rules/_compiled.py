@@ -1,11 +1,11 @@
 """Which of Shrike's modules run compiled, and a guard against compiled code gone stale.
 
 With a C compiler at install time, `setup.py` compiles the hot pure-Python modules
-of the rule front end, the inspector and the matcher with mypyc (the list is `COMPILED_MODULES` there) and
-writes a manifest, `_compiled.json`, holding the SHA-256 of each source it
-compiled.  A compiled module sits next to its `.py` file and Python would import
-it first, even after the `.py` changed (an editable install being edited, a
-checkout of another revision).  The import hook installed here lets a compiled
+of the rule front end, the inspector and the matcher with mypyc (the list is
+`COMPILED_MODULES` there) and writes a manifest, `_compiled.json`, holding the
+SHA-256 of each source it compiled.  A compiled module sits next to its `.py`
+file and Python would import it first, even after the `.py` changed (an editable
+install being edited, a checkout of another revision).  The import hook installed here lets a compiled
 module load only while every source of the manifest still has the digest it
 was compiled from; otherwise each module loads from its `.py` file, which
 behaves the same, only slower.  All or none: compiled modules call one another
