@@ -966,7 +966,9 @@ def flow_kernel(
             while table[p2] != 0:
                 p2 = (p2 + 1) & mask
             table[p2] = slot + 1
-        else:
+        elif lru_head[I[slot, LRU_LIST]] != slot:
+            # to the front of its list, unless it is there already (a burst of its
+            # packets): moving it touches its neighbours' rows, cold in memory
             _lru_unlink(I, lru_head, lru_tail, slot)
             _lru_push(I, lru_head, lru_tail, slot)
 
