@@ -47,6 +47,26 @@ class FlowKey:
     proto: int
     community_id: str = ""
 
+    # Written out rather than generated: compiled with mypyc, a generated `__init__`
+    # stays interpreted and a frozen one sets each field through `object.__setattr__`
+    # by name, about 20 times slower per object (one per alert); the fields' order and
+    # defaults are the dataclass's, which `tests/engine/test_events.py` checks.
+    def __init__(
+        self,
+        src_ip: str,
+        src_port: int,
+        dst_ip: str,
+        dst_port: int,
+        proto: int,
+        community_id: str = "",
+    ) -> None:
+        object.__setattr__(self, "src_ip", src_ip)
+        object.__setattr__(self, "src_port", src_port)
+        object.__setattr__(self, "dst_ip", dst_ip)
+        object.__setattr__(self, "dst_port", dst_port)
+        object.__setattr__(self, "proto", proto)
+        object.__setattr__(self, "community_id", community_id)
+
     @property
     def transport(self) -> str:
         return _TRANSPORTS.get(self.proto, str(self.proto))
@@ -82,6 +102,44 @@ class Match:
     action: str = "alert"
     ruleset: str | None = None
     source: str = "shrike"
+
+    def __init__(  # written out, as FlowKey's
+        self,
+        ts: float,
+        flow: FlowKey,
+        rule_id: int,
+        title: str,
+        severity: str = "medium",
+        rev: int = 1,
+        gid: int = 1,
+        classtype: str | None = None,
+        priority: int | None = None,
+        techniques: tuple[str, ...] = (),
+        tactics: tuple[str, ...] = (),
+        references: tuple[str, ...] = (),
+        app_proto: str | None = None,
+        packet: int | None = None,
+        action: str = "alert",
+        ruleset: str | None = None,
+        source: str = "shrike",
+    ) -> None:
+        object.__setattr__(self, "ts", ts)
+        object.__setattr__(self, "flow", flow)
+        object.__setattr__(self, "rule_id", rule_id)
+        object.__setattr__(self, "title", title)
+        object.__setattr__(self, "severity", severity)
+        object.__setattr__(self, "rev", rev)
+        object.__setattr__(self, "gid", gid)
+        object.__setattr__(self, "classtype", classtype)
+        object.__setattr__(self, "priority", priority)
+        object.__setattr__(self, "techniques", techniques)
+        object.__setattr__(self, "tactics", tactics)
+        object.__setattr__(self, "references", references)
+        object.__setattr__(self, "app_proto", app_proto)
+        object.__setattr__(self, "packet", packet)
+        object.__setattr__(self, "action", action)
+        object.__setattr__(self, "ruleset", ruleset)
+        object.__setattr__(self, "source", source)
 
 
 @dataclass(frozen=True, slots=True)

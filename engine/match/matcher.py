@@ -125,6 +125,36 @@ class Alert:
     #: and window inputs, for `Matcher.admit` to decide in capture order across shards.
     rate: RateInputs | None = None
 
+    def __init__(  # written out, as `engine.events.FlowKey`'s
+        self,
+        match: Match,
+        src_ip: str,
+        src_port: int,
+        dst_ip: str,
+        dst_port: int,
+        proto: int,
+        to_server: bool,
+        linktype: int = 1,
+        vlan: int = 0,
+        packet: bytes = b"",
+        tx_id: int | None = None,
+        tx_buffers: dict[str, Any] | None = None,
+        rate: RateInputs | None = None,
+    ) -> None:
+        object.__setattr__(self, "match", match)
+        object.__setattr__(self, "src_ip", src_ip)
+        object.__setattr__(self, "src_port", src_port)
+        object.__setattr__(self, "dst_ip", dst_ip)
+        object.__setattr__(self, "dst_port", dst_port)
+        object.__setattr__(self, "proto", proto)
+        object.__setattr__(self, "to_server", to_server)
+        object.__setattr__(self, "linktype", linktype)
+        object.__setattr__(self, "vlan", vlan)
+        object.__setattr__(self, "packet", packet)
+        object.__setattr__(self, "tx_id", tx_id)
+        object.__setattr__(self, "tx_buffers", tx_buffers)
+        object.__setattr__(self, "rate", rate)
+
 
 #: A rule's threshold and window inputs for one match: per threshold its tracking key
 #: and `unique` value, and the window's group key and value (or None).
@@ -609,6 +639,17 @@ class _Transaction:
     buffers: dict[str, bytes] = field(default_factory=dict)
     fired: set[int] = field(default_factory=set)
 
+    # written out, not generated: see `engine.events.FlowKey` (one per transaction)
+    def __init__(
+        self,
+        number: int = -1,
+        buffers: dict[str, bytes] | None = None,
+        fired: set[int] | None = None,
+    ) -> None:
+        self.number = number
+        self.buffers = {} if buffers is None else buffers
+        self.fired = set() if fired is None else fired
+
 
 @dataclass(frozen=True, slots=True)
 class _More:
@@ -626,6 +667,23 @@ class _TxView:
     stream: bytes | None = None  # TCP: this direction's reassembled window (PacketContext)
     stream_new: int = 0  # bytes at the end of `stream` this packet made available
     protocols: tuple[str | None, str | None] = (None, None)  # each direction's own
+
+    # written out, not generated: see `engine.events.FlowKey` (one per inspected packet)
+    def __init__(
+        self,
+        app_proto: str | None,
+        buffers: dict[str, bytes],
+        tx: _Transaction,
+        stream: bytes | None = None,
+        stream_new: int = 0,
+        protocols: tuple[str | None, str | None] = (None, None),
+    ) -> None:
+        self.app_proto = app_proto
+        self.buffers = buffers
+        self.tx = tx
+        self.stream = stream
+        self.stream_new = stream_new
+        self.protocols = protocols
 
 
 @dataclass(slots=True)

@@ -51,6 +51,17 @@ class Scratch:
     base64: bytes | None = None
     budget: int = BACKTRACK_BUDGET
 
+    # written out, not generated: see `engine.events.FlowKey` (one per evaluation)
+    def __init__(
+        self,
+        variables: dict[str, int] | None = None,
+        base64: bytes | None = None,
+        budget: int = BACKTRACK_BUDGET,
+    ) -> None:
+        self.variables = {} if variables is None else variables
+        self.base64 = base64
+        self.budget = budget
+
 
 def _read_field(
     step: ast.ByteTest | ast.ByteJump | ast.ByteMath, buf: bytes, cursor: int, scratch: Scratch
