@@ -1648,22 +1648,22 @@ class Matcher:
         idx = np.nonzero(wanted)[0]
         mv = memoryview(batch.data.data)
         packet = self.inspector.packet
-        columns = zip(
-            idx.tolist(),
-            row_flow[idx].tolist(),
-            gen[idx].tolist(),
-            (row_dir[idx] == 0).tolist(),
-            proto[idx].tolist(),
-            rows["sport"][idx].tolist(),
-            rows["dport"][idx].tolist(),
-            rows["tcp_flags"][idx].tolist(),
-            rows["tcp_seq"][idx].tolist(),
-            pstart[idx].tolist(),
-            plen[idx].tolist(),
-            rows["ts"][idx].tolist(),
-            reset[idx].tolist(),
-            strict=True,
-        )
+        # the columns as lists iterated in step by a plain `zip` (all are as long as
+        # `idx`): compiled, such a loop indexes the lists, where `zip(strict=True)`
+        # would build a 13-tuple per packet
+        at: list[Any] = idx.tolist()
+        slots: list[Any] = row_flow[idx].tolist()
+        gens: list[Any] = gen[idx].tolist()
+        to_servers: list[Any] = (row_dir[idx] == 0).tolist()
+        protos: list[Any] = proto[idx].tolist()
+        sports: list[Any] = rows["sport"][idx].tolist()
+        dports: list[Any] = rows["dport"][idx].tolist()
+        flags: list[Any] = rows["tcp_flags"][idx].tolist()
+        seqs: list[Any] = rows["tcp_seq"][idx].tolist()
+        starts: list[Any] = pstart[idx].tolist()
+        lengths: list[Any] = plen[idx].tolist()
+        stamps: list[Any] = rows["ts"][idx].tolist()
+        resets: list[Any] = reset[idx].tolist()
         last = self._last
         linktype = batch.linktype
         keep_rows = bool(self._loaded.arrays.reads_app.any())
@@ -1678,7 +1678,10 @@ class Matcher:
             undetected = None  # stream rules of every kind match unknown flows' streams
         settled: dict[int, int] = {}  # slot -> generation left out from here on
         end_flow = self.inspector.end_flow
-        for i, slot, g, to_server, pr, sp, dp, fl, seq, s, n, ts, only_reset in columns:
+        for i, slot, g, to_server, pr, sp, dp, fl, seq, s, n, ts, only_reset in zip(  # noqa: B905
+            at, slots, gens, to_servers, protos, sports, dports, flags, seqs, starts, lengths,
+            stamps, resets,
+        ):  # fmt: skip
             if settled and settled.get(slot) == g:
                 continue
             fresh = seen.get(slot) != g
@@ -1906,8 +1909,10 @@ class Matcher:
         stream_view: _Packet | None = None
         matched: set[int] = set()
         passed = False
-        columns = (pairs[:, 0].tolist(), pairs[:, 1].tolist(), pairs[:, 2].tolist())
-        for r, k, on_stream in zip(*columns, strict=True):
+        pair_rows: list[Any] = pairs[:, 0].tolist()
+        pair_rules: list[Any] = pairs[:, 1].tolist()
+        pair_streams: list[Any] = pairs[:, 2].tolist()
+        for r, k, on_stream in zip(pair_rows, pair_rules, pair_streams):  # noqa: B905 (see _inspect)
             if r != current:
                 current = r
                 passed = False
@@ -2138,6 +2143,7 @@ class Matcher:
         """The alert for `rule` on `p` (no batch: on buffers flushed at a flow's end);
         `view` names the transaction a rule reading application buffers matched."""
         row = p.row
+        pkt = int(row["pkt"])
         sport = int(row["sport"])
         dport = int(row["dport"])
         proto = int(row["proto"])
@@ -2186,15 +2192,15 @@ class Matcher:
             tactics=r.tactics,
             references=references,
             app_proto=p.app_proto,
-            packet=batch.packet_number(int(row["pkt"])) if batch is not None else None,
+            packet=batch.packet_number(pkt) if batch is not None else None,
             action=r.action,
             ruleset=self.ruleset_name,
         )
         link = batch.linktype if batch is not None else linktype
         raw = b""
         if batch is not None:
-            start = int(batch.offsets[int(row["pkt"])])
-            stop = start + int(batch.caplens[int(row["pkt"])])
+            start = int(batch.offsets[pkt])
+            stop = start + int(batch.caplens[pkt])
             raw = batch.data[start + int(row["link_off"]) : stop].tobytes()
         tx_id = None
         tx_buffers = None
