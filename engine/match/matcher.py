@@ -448,6 +448,15 @@ class _Packet:
 _FOLD = np.array([ord(bytes([b]).lower()) for b in range(256)], dtype=np.uint8)
 
 
+def _both_ok(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """`a & b` of two row masks where None admits every row."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a & b
+
+
 def _segments_with_runs(
     arr: np.ndarray, cstart: np.ndarray, lens: np.ndarray, runs: list[tuple[int, int, int, bool]]
 ) -> list[np.ndarray]:
@@ -773,6 +782,8 @@ class _Loaded:
     alert_facts: dict[int, tuple[str, int, tuple[str, ...]]] = field(default_factory=dict)
     # every buffer and field some rule reads: what the inspector has to produce
     reads: frozenset[str] = frozenset()
+    # per port set of the ruleset, whether it holds every port
+    every_port: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @classmethod
     def of(cls, ruleset: CompiledRuleset) -> _Loaded:
@@ -797,6 +808,7 @@ class _Loaded:
             by_id,
             [(sets[a], sets[b]) for a, b in port_pairs],
             reads=frozenset().union(*(r.buffers | r.fields for r in rules)),
+            every_port=np.asarray(sets.all(axis=1), dtype=bool),
         )
 
     def stream_only_may_match(self, port_a: int, port_b: int) -> bool:
@@ -1394,6 +1406,19 @@ class Matcher:
         out_rows: list[np.ndarray] = []
         out_rules: list[np.ndarray] = []
         port_sets = rs.port_sets
+        every_port = self._loaded.every_port
+        # per (protocol set, payload), port set and port column: which of those rows'
+        # ports the set holds (None: it holds every port), shared by the headers using it
+        held: dict[tuple[tuple[frozenset[int], bool], int, int], np.ndarray] = {}
+
+        def in_set(key: tuple[frozenset[int], bool], port_set: int, side: int) -> np.ndarray | None:
+            if every_port[port_set]:
+                return None
+            got = held.get((key, port_set, side))
+            if got is None:
+                got = held[key, port_set, side] = port_sets[port_set][by_protocols[key][side]]
+            return got
+
         for k in rs.slow_rules if only is None else only:
             rule = rs.rules[k]
             both = rule.bidirectional or rule.replies
@@ -1415,16 +1440,19 @@ class Matcher:
                     if len(rule.protocols) == 256:
                         live = np.nonzero(admitted)[0]
                     else:
-                        wanted = np.array(sorted(rule.protocols), dtype=np.uint8)
-                        live = np.nonzero(admitted & np.isin(proto, wanted))[0]
+                        wanted = np.zeros(256, dtype=bool)
+                        wanted[sorted(rule.protocols)] = True
+                        live = np.nonzero(admitted & wanted[proto])[0]
                     base = (live, rows["sport"][live], rows["dport"][live])
                     by_protocols[rule.protocols, payload] = base
-                live, sport, dport = base
-                src_ok, dst_ok = port_sets[rule.sport_set], port_sets[rule.dport_set]
-                fwd = src_ok[sport] & dst_ok[dport]
-                if both:
-                    fwd |= src_ok[dport] & dst_ok[sport]
-                idx = live[fwd]
+                live = base[0]
+                key = (rule.protocols, payload)
+                # side 1 is the rows' source ports, side 2 their destination ports
+                fwd = _both_ok(in_set(key, rule.sport_set, 1), in_set(key, rule.dport_set, 2))
+                if both and fwd is not None:
+                    back = _both_ok(in_set(key, rule.sport_set, 2), in_set(key, rule.dport_set, 1))
+                    fwd = None if back is None else fwd | back
+                idx = live if fwd is None else live[fwd]
                 if rule.direction >= 0:
                     idx = idx[to_client[idx] == (rule.direction == 1)]
                 if rule.established >= 0:
