@@ -882,9 +882,10 @@ class Matcher:
         # flow slot -> (generation, protocol) the inspector last reported for it
         self._detected: dict[int, tuple[int, str]] = {}
         self._detected_rows: set[int] = set()  # rows of this batch that detected a protocol
-        # (flow slot, direction) -> (generation, protocol) its own data showed, and the
-        # rows of this batch at which a direction's protocol became known
-        self._detected_sides: dict[tuple[int, int], tuple[int, str]] = {}
+        # flow slot * 2 + direction (0 from the client) -> (generation, protocol) its own
+        # data showed, and the rows of this batch at which a direction's protocol became
+        # known
+        self._detected_sides: dict[int, tuple[int, str]] = {}
         self._detected_side_rows: set[int] = set()
         self._told: object = None  # the inspector last told what the rules read
 
@@ -1202,13 +1203,18 @@ class Matcher:
         rst = (rows["tcp_flags"] & 0x04) != 0
         # (row, window, new bytes, whether stream-only rules alone are tried, payload)
         picked: list[tuple[int, bytes, int, bool, int]] = []
-        for r, view in contexts.items():
+        # the rows' facts as lists, read in step with the views (see `_inspect`)
+        at: list[int] = list(contexts)
+        views: list[_TxView] = list(contexts.values())
+        tcp: list[Any] = ((proto == 6) & usable & ~rst)[at].tolist()
+        sizes: list[Any] = plen[at].tolist()
+        for r, view, is_tcp, size in zip(at, views, tcp, sizes):  # noqa: B905
             data = view.stream
-            if data is None or view.stream_new <= 0 or proto[r] != 6 or not usable[r] or rst[r]:
+            if data is None or view.stream_new <= 0 or not is_tcp:
                 continue
-            same = view.stream_new == len(data) == int(plen[r])
+            same = view.stream_new == len(data) == size
             unknown = view.app_proto is None and not self.raw_stream
-            picked.append((r, data, view.stream_new, same or unknown, int(plen[r])))
+            picked.append((r, data, view.stream_new, same or unknown, size))
         if not picked:
             return empty, empty
         out_rows: list[np.ndarray] = []
@@ -1699,6 +1705,7 @@ class Matcher:
         self._detected_rows = set()
         self._detected_side_rows = set()
         detected = self._detected
+        sides = self._detected_sides
         # per slot, its last inspected row in this batch so far in each direction
         batch_last: dict[int, dict[int, int]] = {}
         undetected = getattr(self.inspector, "undetected", None)
@@ -1739,16 +1746,22 @@ class Matcher:
                     self._txs.pop(slot, None)
                 continue
             ctx = packet(slot, fresh, to_server, pr, sp, dp, fl, seq, mv[s : s + n].tobytes(), ts)
-            out[i] = self._transaction(slot, fresh, ctx)
-            if ctx.app_proto is not None and detected.get(slot) != (g, ctx.app_proto):
-                # the flow's protocol became known, or changed (HTTP/2 found to carry DNS)
-                detected[slot] = (g, ctx.app_proto)
-                self._detected_rows.add(i)
-            own = _protocols(ctx)[0 if to_server else 1]
-            side = (slot, 0 if to_server else 1)
-            if own is not None and self._detected_sides.get(side) != (g, own):
-                self._detected_sides[side] = (g, own)
-                self._detected_side_rows.add(i)
+            view = out[i] = self._transaction(slot, fresh, ctx)
+            app = view.app_proto
+            if app is not None:
+                was = detected.get(slot)
+                if was is None or was[0] != g or was[1] != app:
+                    # the flow's protocol became known, or changed (HTTP/2 found to
+                    # carry DNS)
+                    detected[slot] = (g, app)
+                    self._detected_rows.add(i)
+            own = view.protocols[0 if to_server else 1]
+            if own is not None:
+                side = slot * 2 + (0 if to_server else 1)
+                was = sides.get(side)
+                if was is None or was[0] != g or was[1] != own:
+                    sides[side] = (g, own)
+                    self._detected_side_rows.add(i)
             for more in getattr(ctx, "more", ()):
                 extras.append((i, self._transaction(slot, False, _More(ctx.app_proto, more))))
             if (
@@ -1937,27 +1950,35 @@ class Matcher:
         stream_view: _Packet | None = None
         matched: set[int] = set()
         passed = False
-        pair_rows: list[Any] = pairs[:, 0].tolist()
+        # per candidate its row's facts, as lists read in step (see `_inspect`)
+        at = pairs[:, 0]
+        pair_rows: list[Any] = at.tolist()
         pair_rules: list[Any] = pairs[:, 1].tolist()
         pair_streams: list[Any] = pairs[:, 2].tolist()
-        for r, k, on_stream in zip(pair_rows, pair_rules, pair_streams):  # noqa: B905 (see _inspect)
+        starts: list[Any] = pstart[at].tolist()
+        stops: list[Any] = (pstart[at] + plen[at]).tolist()
+        slots: list[Any] = events.row_flow[at].tolist()
+        gens: list[Any] = gen[at].tolist()
+        to_servers: list[Any] = (events.row_dir[at] == 0).tolist()
+        ests: list[Any] = (est[at] != 0).tolist()
+        for r, k, on_stream, s, e, slot, g, to_server, established in zip(  # noqa: B905
+            pair_rows, pair_rules, pair_streams, starts, stops, slots, gens, to_servers, ests
+        ):
             if r != current:
                 current = r
                 passed = False
                 stream_view = None
                 matched = set()
-                row = rows[r]
-                s = int(pstart[r])
                 ctx = contexts.get(r)
                 packet = _Packet(
                     self,
                     batch,
-                    row,
-                    batch.data[s : s + int(plen[r])].tobytes(),
-                    int(events.row_flow[r]),
-                    int(gen[r]),
-                    bool(events.row_dir[r] == 0),
-                    bool(est[r]),
+                    rows[r],
+                    batch.data[s:e].tobytes(),
+                    slot,
+                    g,
+                    to_server,
+                    established,
                     ctx.buffers if ctx is not None else {},
                     ctx.app_proto if ctx is not None else None,
                 )
