@@ -569,8 +569,11 @@ def _confirmed(
     arr, cstart = _gathered(data, pstart[rows].astype(np.int64), lens)
     if table.database is not None and arr.shape[0]:
         seg, lit, _ = _buffer_hits(table.database, table.lengths, arr, cstart, lens)
-        order = np.lexsort((lit, seg))
-        seg, lit = seg[order], lit[order]
+        # `confirm_kernel` takes the hits by segment; they come so already (a scan
+        # reports by end offset and the segments lie in order), but are sorted if not
+        if seg.shape[0] > 1 and bool((seg[1:] < seg[:-1]).any()):
+            order = np.argsort(seg, kind="stable")
+            seg, lit = seg[order], lit[order]
     else:
         seg = lit = np.zeros(0, np.int64)
     position = np.cumsum(concerned) - 1  # of each concerned row among `rows`
