@@ -873,10 +873,11 @@ class Matcher:
         # flow slot -> the generation left out of inspection (-1: none), see `_inspect`
         self._left_out = np.full(1024, -1, dtype=np.int64)
         self._txs: dict[int, _Transaction] = {}  # flow slot -> current transaction
-        # flow slot -> per direction (0 from the client) its last inspected row as
-        # (rows, index, established per row, link type): what an alert on flushed
-        # buffers reports; rows are gathered into a compact copy after each batch
-        self._last: dict[int, dict[int, tuple[np.ndarray, int, np.ndarray, int]]] = {}
+        # flow slot * 2 + direction (0 from the client) -> that direction's last
+        # inspected row as (rows, index, established per row, link type): what an alert
+        # on flushed buffers reports; rows are gathered into a compact copy after each
+        # batch
+        self._last: dict[int, tuple[np.ndarray, int, np.ndarray, int]] = {}
         self._flushed: list[Alert] = []  # alerts on buffers flushed while inspecting
         # TCP sequence space per flow slot: (generation, [client isn, client next, server
         # isn, server next]), and per (slot, packet) of the batch (client, server) sizes
@@ -931,7 +932,7 @@ class Matcher:
         for slot in list(self.inspector.flows()):
             alerts += self._flush_flow(slot)
             self.inspector.end_flow(slot)
-            self._last.pop(slot, None)
+            self._forget_last(slot)
         self.stats.alerts += len(alerts)
         return alerts
 
@@ -1709,8 +1710,8 @@ class Matcher:
         self._detected_side_rows = set()
         detected = self._detected
         sides = self._detected_sides
-        # per slot, its last inspected row in this batch so far in each direction
-        batch_last: dict[int, dict[int, int]] = {}
+        # per slot * 2 + direction, its last inspected row in this batch so far
+        batch_last: dict[int, int] = {}
         undetected = getattr(self.inspector, "undetected", None)
         if self.raw_stream:
             undetected = None  # stream rules of every kind match unknown flows' streams
@@ -1727,22 +1728,16 @@ class Matcher:
                 if slot in seen and keep_rows:
                     # the slot's earlier flow ended: match what it still held back, on
                     # its last rows (in this batch, or kept from an earlier one)
-                    for d, r in batch_last.get(slot, {}).items():
-                        last.setdefault(slot, {})[d] = (
-                            rows[r : r + 1],
-                            0,
-                            est[r : r + 1],
-                            linktype,
-                        )
+                    for side in (slot * 2, slot * 2 + 1):
+                        r = batch_last.get(side, -1)
+                        if r >= 0:
+                            last[side] = (rows[r : r + 1], 0, est[r : r + 1], linktype)
                     self._flushed += self._flush_flow(slot)
                 seen[slot] = g
-                last.pop(slot, None)
+                last.pop(slot * 2, None)
+                last.pop(slot * 2 + 1, None)
             if keep_rows:
-                mine = batch_last.get(slot)
-                if mine is None:
-                    batch_last[slot] = {0 if to_server else 1: i}
-                else:
-                    mine[0 if to_server else 1] = i
+                batch_last[slot * 2 + (0 if to_server else 1)] = i
             if only_reset:
                 if fresh:
                     end_flow(slot)
@@ -1786,8 +1781,8 @@ class Matcher:
             uniq, first = np.unique(key[::-1], return_index=True)
             where = pos[::-1][first]
             kept_rows, kept_est = take_rows(rows, where), est[where]
-            for k, kk in enumerate(uniq.tolist()):
-                last.setdefault(kk >> 1, {})[kk & 1] = (kept_rows, k, kept_est, linktype)
+            for k, side in enumerate(uniq.tolist()):
+                last[side] = (kept_rows, k, kept_est, linktype)
         return out, extras
 
     def _first_only(self, wanted: np.ndarray, rows: np.ndarray, flow_key: np.ndarray) -> None:
@@ -1835,8 +1830,8 @@ class Matcher:
         the rules reading application buffers, on that direction's last row."""
         assert self.inspector is not None
         flush = getattr(self.inspector, "flush", None)
-        per_dir = self._last.get(slot)
-        if flush is None or not per_dir:
+        last = self._last
+        if flush is None or (slot * 2 not in last and slot * 2 + 1 not in last):
             return []
         loaded = self._loaded
         rs = loaded.ruleset
@@ -1848,9 +1843,10 @@ class Matcher:
             views = [self._transaction(slot, False, ctx)]
             views += [self._transaction(slot, False, _More(ctx.app_proto, m)) for m in ctx.more]
             d = 0 if ctx.to_server else 1
-            if d not in per_dir or not app_rules.shape[0]:
+            kept = last.get(slot * 2 + d)
+            if kept is None or not app_rules.shape[0]:
                 continue
-            held, at, est_of, linktype = per_dir[d]
+            held, at, est_of, linktype = kept
             row = held[at]
             est = bool(est_of[at])
             one = held[at : at + 1]
@@ -2283,11 +2279,15 @@ class Matcher:
         if self.inspector is not None:
             for s in slots.tolist():
                 self.inspector.end_flow(int(s))
-                self._last.pop(int(s), None)
+                self._forget_last(int(s))
         for s in slots.tolist():
             one = self._one_sided.end(int(s))
             if one is not None:
                 self._flushed += self._end_one_sided(int(s), one)
+
+    def _forget_last(self, slot: int) -> None:
+        self._last.pop(slot * 2, None)
+        self._last.pop(slot * 2 + 1, None)
 
     def costliest(self, top: int = 20) -> list[tuple[int, RuleProfile]]:
         """Rules by total evaluation time, most expensive first (with `profile`)."""
