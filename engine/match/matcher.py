@@ -33,6 +33,7 @@ from engine.decode import (
 )
 from engine.events import FlowKey, Match
 from engine.flows import FlowEvents, FlowRecords, community_id, ip_bytes, ip_text
+from engine.inspect.inspector import Inspector
 from engine.match.compiler import (
     HEADER_BUFFERS,
     STREAM_ALSO,
@@ -1700,6 +1701,9 @@ class Matcher:
         idx = np.nonzero(wanted)[0]
         mv = memoryview(batch.data.data)
         packet = self.inspector.packet
+        # Shrike's own inspector is called directly: compiled, that skips parsing ten
+        # arguments through the method's Python entry point for every packet
+        own_inspector = self.inspector if isinstance(self.inspector, Inspector) else None
         # the columns as lists iterated in step by a plain `zip` (all are as long as
         # `idx`): compiled, such a loop indexes the lists, where `zip(strict=True)`
         # would build a 13-tuple per packet
@@ -1757,7 +1761,12 @@ class Matcher:
                     end_flow(slot)
                     self._txs.pop(slot, None)
                 continue
-            ctx = packet(slot, fresh, to_server, pr, sp, dp, fl, seq, mv[s : s + n].tobytes(), ts)
+            payload = mv[s : s + n].tobytes()
+            ctx: Any  # another inspector's contexts need only look like a PacketContext
+            if own_inspector is not None:
+                ctx = own_inspector.packet(slot, fresh, to_server, pr, sp, dp, fl, seq, payload, ts)
+            else:
+                ctx = packet(slot, fresh, to_server, pr, sp, dp, fl, seq, payload, ts)
             view = out[i] = self._transaction(slot, fresh, ctx)
             app = view.app_proto
             if app is not None:
