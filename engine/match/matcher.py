@@ -33,6 +33,7 @@ from engine.decode import (
 )
 from engine.events import FlowKey, Match
 from engine.flows import FlowEvents, FlowRecords, community_id, ip_bytes, ip_text
+from engine.inspect.config import PacketContext
 from engine.inspect.inspector import Inspector
 from engine.match.compiler import (
     HEADER_BUFFERS,
@@ -1921,24 +1922,33 @@ class Matcher:
         if fresh or tx is None:
             tx = _Transaction()
             self._txs[slot] = tx
-        new = ctx.buffers
-        stream = getattr(ctx, "stream", None)
-        stream_new = getattr(ctx, "stream_new", 0)
+        app: str | None
+        new: dict[str, bytes]
+        stream: bytes | None
+        if isinstance(ctx, PacketContext):  # read natively when compiled
+            app, new, stream, stream_new, protocols = (
+                ctx.app_proto,
+                ctx.buffers,
+                ctx.stream,
+                ctx.stream_new,
+                ctx.protocols,
+            )
+        else:  # another inspector's context, or a further transaction (`_More`)
+            app, new = ctx.app_proto, ctx.buffers
+            stream = getattr(ctx, "stream", None)
+            stream_new = getattr(ctx, "stream_new", 0)
+            protocols = _protocols(ctx)
         if stream is not None:
             if (
                 stream_new <= 0
                 or not self._loaded.has_stream
-                or (
-                    ctx.app_proto is None
-                    and not self.raw_stream
-                    and not self._loaded.has_stream_only
-                )
+                or (app is None and not self.raw_stream and not self._loaded.has_stream_only)
             ):
                 stream = None
             elif len(stream) > stream_new + STREAM_CONTEXT:
                 stream = stream[-(stream_new + STREAM_CONTEXT) :]
         if not new:
-            return _TxView(ctx.app_proto, {}, tx, stream, stream_new, _protocols(ctx))
+            return _TxView(app, {}, tx, stream, stream_new, protocols)
         if any(name in new for name in _TX_START):
             tx = _Transaction(tx.number + 1)
             self._txs[slot] = tx
@@ -1948,7 +1958,7 @@ class Matcher:
             response = "http.stat_code" in new or "http.response_line" in new
             name = "http.response_header" if response else "http.request_header"
             tx.buffers[name] = header_lines(raw_head)
-        return _TxView(ctx.app_proto, dict(tx.buffers), tx, stream, stream_new, _protocols(ctx))
+        return _TxView(app, dict(tx.buffers), tx, stream, stream_new, protocols)
 
     def _evaluate(
         self,
