@@ -187,11 +187,18 @@ class MatcherStats:
 
 #: Fields read straight from a decoded row column.
 _ROW_FIELDS = {"src.port": "sport", "dst.port": "dport", **ROW_COLUMNS}
-#: Each decoded-row field's place in the tuple `np.void.item()` gives.
+#: Each decoded-row field's place in the tuple `_fields` gives.
 _AT: dict[str, int] = {name: i for i, name in enumerate(ROW_DTYPE.names or ())}
 _AT_PKT, _AT_TS, _AT_PROTO, _AT_SRC, _AT_DST = (
     _AT[name] for name in ("pkt", "ts", "proto", "src", "dst")
 )
+
+
+def _fields(row: np.void) -> tuple[Any, ...]:
+    """A decoded row's fields as Python values, read at once (`_AT` names their
+    places): reading a numpy record's field costs about 0.6 us, and a packet's rules
+    and alerts read several."""
+    return cast(tuple[Any, ...], row.item())
 
 
 class _Packet:
@@ -207,7 +214,6 @@ class _Packet:
         "gen",
         "payload",
         "protocols",
-        "row",
         "slot",
         "to_server",
         "ts",
@@ -219,7 +225,7 @@ class _Packet:
         self,
         matcher: Matcher,
         batch: PacketBatch | None,
-        row: np.void,
+        values: tuple[Any, ...],
         payload: bytes,
         slot: int,
         gen: int,
@@ -227,14 +233,10 @@ class _Packet:
         established: bool,
         buffers: dict[str, bytes],
         app_proto: str | None,
-        values: tuple[Any, ...] | None = None,
     ) -> None:
         self._matcher = matcher
         self._batch = batch
-        self.row = row
-        # the row's fields as Python values (`_AT` names their places), read at once:
-        # reading a numpy record's field costs about 0.6 us, and several are read
-        self.values = cast(tuple[Any, ...], row.item()) if values is None else values
+        self.values = values  # the packet's decoded row, as `_fields` gives it
         self.payload = payload
         self.slot = slot
         self.gen = gen
@@ -252,7 +254,7 @@ class _Packet:
         return _Packet(
             self._matcher,
             self._batch,
-            self.row,
+            self.values,
             payload,
             self.slot,
             self.gen,
@@ -260,7 +262,6 @@ class _Packet:
             self.established,
             self.buffers,
             self.app_proto,
-            self.values,
         )
 
     def src_int(self) -> int:
@@ -1171,7 +1172,7 @@ class Matcher:
         packet = _Packet(
             self,
             None,
-            one.row[0],
+            _fields(one.row[0]),
             bytes(one.payload),
             slot,
             one.gen,
@@ -1871,7 +1872,7 @@ class Matcher:
             if kept is None or not app_rules.shape[0]:
                 continue
             held, at, est_of, linktype = kept
-            row = held[at]
+            values = _fields(held[at])
             est = bool(est_of[at])
             one = held[at : at + 1]
             events = FlowEvents(
@@ -1889,7 +1890,7 @@ class Matcher:
                 if not view.buffers:
                     continue
                 packet = _Packet(
-                    self, None, row, b"", slot, gen, d == 0, est, view.buffers, view.app_proto
+                    self, None, values, b"", slot, gen, d == 0, est, view.buffers, view.app_proto
                 )
                 for k in app_rules[ok].tolist():
                     rule = rs.rules[k]
@@ -1987,8 +1988,9 @@ class Matcher:
         pair_rows: list[Any] = at.tolist()
         pair_rules: list[Any] = pairs[:, 1].tolist()
         pair_streams: list[Any] = pairs[:, 2].tolist()
-        starts: list[Any] = pstart[at].tolist()
-        stops: list[Any] = (pstart[at] + plen[at]).tolist()
+        begin = pstart[at]
+        starts: list[Any] = begin.tolist()
+        stops: list[Any] = (begin + plen[at]).tolist()
         slots: list[Any] = events.row_flow[at].tolist()
         gens: list[Any] = gen[at].tolist()
         to_servers: list[Any] = (events.row_dir[at] == 0).tolist()
@@ -2005,7 +2007,7 @@ class Matcher:
                 packet = _Packet(
                     self,
                     batch,
-                    rows[r],
+                    _fields(rows[r]),
                     batch.data[s:e].tobytes(),
                     slot,
                     g,
