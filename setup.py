@@ -4,9 +4,9 @@ With mypyc (a build requirement) and a C compiler, the hot pure-Python modules
 below (rule front end, inspector, matcher) are compiled to C extensions that sit
 next to their sources; a manifest of their sources' digests goes beside them
 (`rules/_compiled.json`), and `rules/_compiled.py` loads a compiled module only
-while its sources are unchanged.  Compilation is an accelerator: when it is not possible (no
-compiler, `SHRIKE_PURE_PYTHON=1` at install time, a mypyc failure) the build
-says why and installs the pure-Python package, which behaves the same.
+while its sources are unchanged.  Compilation is an accelerator: when it is not
+possible (no compiler, `SHRIKE_PURE_PYTHON=1` at install time, a mypyc failure)
+the build says why and installs the pure-Python package, which behaves the same.
 """
 
 from __future__ import annotations

@@ -5,11 +5,12 @@ of the rule front end, the inspector and the matcher with mypyc (the list is
 `COMPILED_MODULES` there) and writes a manifest, `_compiled.json`, holding the
 SHA-256 of each source it compiled.  A compiled module sits next to its `.py`
 file and Python would import it first, even after the `.py` changed (an editable
-install being edited, a checkout of another revision).  The import hook installed here lets a compiled
-module load only while every source of the manifest still has the digest it
-was compiled from; otherwise each module loads from its `.py` file, which
-behaves the same, only slower.  All or none: compiled modules call one another
-directly, so one stale source makes the whole set load from source.
+install being edited, a checkout of another revision).  The import hook
+installed here lets a compiled module load only while every source of the
+manifest still has the digest it was compiled from; otherwise each module loads
+from its `.py` file, which behaves the same, only slower.  All or none: compiled
+modules call one another directly, so one stale source makes the whole set load
+from source.
 
 `SHRIKE_PURE_PYTHON=1` loads every module from source.  `status()` says which
 way modules load and why.
