@@ -1708,7 +1708,8 @@ class Matcher:
         own_inspector = self.inspector if isinstance(self.inspector, Inspector) else None
         # the columns as lists iterated in step by a plain `zip` (all are as long as
         # `idx`): compiled, such a loop indexes the lists, where `zip(strict=True)`
-        # would build a 13-tuple per packet
+        # would build a 13-tuple per packet. Typed `Any`, not `int`: compiled, an
+        # `int` item would be boxed afresh for each dict lookup and call it goes to
         at: list[Any] = idx.tolist()
         slots: list[Any] = row_flow[idx].tolist()
         gens: list[Any] = gen[idx].tolist()
